@@ -1,0 +1,6 @@
+"""Allow ``python -m meshstyle``."""
+
+from meshstyle.cli import main
+
+if __name__ == "__main__":
+    main()
