@@ -1,0 +1,60 @@
+"""Atomic file output: every file the tool writes appears whole or not at all.
+
+A crash, Ctrl-C or a full disk while writing must never leave a truncated file under the
+final name, and never damage a file the user already had: we write to a temporary name in
+the same folder (so the rename stays on one filesystem) and rename into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    Use this for writers that insist on a file name of their own (PIL, trimesh exporters).
+    The temporary name keeps the final suffix so that writers which pick a format from the
+    suffix still work. On any exception the temporary file is removed and ``path`` is left
+    as it was.
+
+    Args:
+        path: final destination.
+
+    Yields:
+        The temporary path to write.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent
+    )
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically and return the final path."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically and return the final path."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
