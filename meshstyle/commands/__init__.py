@@ -1,0 +1,1 @@
+"""What the CLI subcommands do, kept apart from argument parsing in ``meshstyle.cli``."""

@@ -1,0 +1,41 @@
+"""``meshstyle info``: what this installation can do."""
+
+from __future__ import annotations
+
+import platform
+
+
+def collect_info() -> dict[str, str]:
+    """Versions, default backend, threads, CUDA status and feature-network weights."""
+    import numba
+    import numpy
+    import torch
+    import trimesh
+
+    import meshstyle
+    from meshstyle.runtime import cuda_simulator_enabled, cuda_target, numba_sees_gpu
+
+    gpu = numba_sees_gpu()
+    torch_cuda = torch.cuda.is_available()
+    try:
+        from meshstyle.features import weights_available
+
+        found, where = weights_available()
+        weights = f"found ({where})" if found else f"missing ({where})"
+    except Exception as exc:  # info must report, never fail
+        weights = f"unavailable ({exc})"
+    return {
+        "meshstyle": meshstyle.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numba": numba.__version__,
+        "numpy": numpy.__version__,
+        "trimesh": trimesh.__version__,
+        "backend (auto)": "cuda" if gpu and torch_cuda else "cpu",
+        "threads": f"numba {numba.get_num_threads()}, torch {torch.get_num_threads()}",
+        "cuda (numba sees gpu)": "yes" if gpu else "no",
+        "cuda (torch)": "yes" if torch_cuda else "no",
+        "cuda target": cuda_target(),
+        "cuda simulator": "on" if cuda_simulator_enabled() else "off",
+        "vgg19 weights": weights,
+    }

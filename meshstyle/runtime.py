@@ -1,0 +1,88 @@
+"""Process-wide runtime choices: CPU threads and the compute device."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+
+DEVICES = ("auto", "cpu", "cuda")
+CUDA_HINT = 'CUDA support needs a GPU and numba-cuda: pip install "meshstyle[cuda]"'
+
+
+def configure_threads(threads: int | None) -> int:
+    """Use ``threads`` CPU threads in both numba and torch; return the count in use.
+
+    numba must be set first: initialising its threading layer can reset torch's count.
+    """
+    import numba
+    import torch
+
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1; got {threads}")
+        threads = min(threads, numba.config.NUMBA_NUM_THREADS)
+        numba.set_num_threads(threads)
+        torch.set_num_threads(threads)
+    return numba.get_num_threads()
+
+
+def cuda_simulator_enabled() -> bool:
+    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+
+
+def cuda_target() -> str:
+    """Which CUDA target numba would use: the numba-cuda package or numba's built-in one."""
+    if importlib.util.find_spec("numba_cuda") is not None:
+        return "numba-cuda package"
+    return "numba built-in numba.cuda"
+
+
+def numba_sees_gpu() -> bool:
+    """True when numba can launch kernels on a real GPU (never under the simulator)."""
+    if cuda_simulator_enabled():
+        return False
+    try:
+        from numba import cuda
+
+        return bool(cuda.is_available())
+    except Exception:  # a broken driver or toolkit means: no usable GPU
+        return False
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where tensors live and which rasterizer backend runs on them.
+
+    Attributes:
+        torch_device: "cpu" or "cuda" (torch's name).
+        backend: rasterizer backend, "cpu" or "cuda".
+    """
+
+    torch_device: str
+    backend: str
+
+
+def resolve_device(name: str = "auto") -> Device:
+    """Turn ``auto|cpu|cuda`` into a concrete device.
+
+    ``cuda`` with the CUDA simulator enabled keeps tensors on the CPU and runs the CUDA
+    kernels in the simulator, which is how they are tested without a GPU.
+
+    Raises:
+        ValueError: unknown name, or CUDA asked for where it cannot run.
+    """
+    if name not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {name!r}")
+    if name == "cpu":
+        return Device("cpu", "cpu")
+    import torch
+
+    gpu = torch.cuda.is_available() and numba_sees_gpu()
+    if name == "auto":
+        return Device("cuda", "cuda") if gpu else Device("cpu", "cpu")
+    if gpu:
+        return Device("cuda", "cuda")
+    if cuda_simulator_enabled():
+        return Device("cpu", "cuda")
+    raise ValueError(f"--device cuda: no usable GPU found. {CUDA_HINT}")
