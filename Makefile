@@ -1,4 +1,4 @@
-# Two commands on a fresh machine with Python 3.10+ and pip:
+# Two commands on a fresh machine with Python 3.11+ and pip:
 #   make demo   installs meshstyle and stylizes the bundled mesh with the bundled painting
 #   make test   installs meshstyle with its test extra and runs lint and the test suites
 # The torch spec defaults to the CPU build used here; override it, e.g.

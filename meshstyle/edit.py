@@ -1,0 +1,184 @@
+"""The edit loop shared by stylize and deepdream.
+
+Each step renders the mesh from a batch of random cameras, asks the objective for a loss,
+and takes one Adam step on vertex offsets and texture logits (each with its own rate).
+The original Adam leaves elements whose gradient is exactly zero untouched, so faces no
+camera saw keep their colour; :class:`meshstyle.optim.ZeroSkipAdam` does the same.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from meshstyle.renderer import RenderSettings, render
+from meshstyle.settings import EditSettings
+from meshstyle.views import sample_cameras
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """Passed to the progress callback after every step.
+
+    Attributes:
+        step: 1-based step number.
+        total_steps: the run's iterations.
+        parts: the step's loss parts (``loss`` is the total).
+    """
+
+    step: int
+    total_steps: int
+    parts: dict[str, float]
+
+
+@dataclass(frozen=True)
+class EditResult:
+    """An edited mesh in the normalised frame.
+
+    Attributes:
+        vertices: (V, 3) edited vertices.
+        colours: (F, T, T, T, 3) edited face colours in [0, 1].
+        history: one dict of loss parts per step (with ``step`` and ``seconds``).
+        seconds: wall time of the loop.
+        timing: seconds spent in ``render`` (forward and backward), ``network`` (features
+            and loss, forward and backward) and ``other`` (sampling, optimiser).
+        skipped_steps: steps whose loss was not finite and were not applied.
+    """
+
+    vertices: torch.Tensor
+    colours: torch.Tensor
+    history: list[dict[str, float]]
+    seconds: float
+    timing: dict[str, float] = field(default_factory=dict)
+    skipped_steps: int = 0
+
+
+class _BackwardClock:
+    """Times the backward pass at two boundaries using tensor hooks.
+
+    The hook on the images fires when the network's backward reaches them; the hooks on the
+    renderer's inputs fire when the renderer's backward is done. Their difference is the
+    renderer's share of the backward, without touching the renderer.
+    """
+
+    def __init__(self):
+        self.images_at: float | None = None
+        self.inputs_at: float | None = None
+
+    def watch_images(self, images: torch.Tensor) -> None:
+        images.register_hook(self._mark_images)
+
+    def watch_inputs(self, *tensors: torch.Tensor) -> None:
+        for t in tensors:
+            if t.requires_grad:
+                t.register_hook(self._mark_inputs)
+
+    def _mark_images(self, grad):
+        self.images_at = time.perf_counter()
+
+    def _mark_inputs(self, grad):
+        self.inputs_at = time.perf_counter()
+
+
+def edit_mesh(
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    colours: torch.Tensor,
+    objective,
+    settings: EditSettings,
+    *,
+    backend: str = "auto",
+    progress: Callable[[StepReport], None] | None = None,
+) -> EditResult:
+    """Optimise a normalised mesh's vertices and face colours against an objective.
+
+    Args:
+        vertices: (V, 3) normalised vertices (on the target device).
+        faces: (F, 3) int64 faces.
+        colours: (F, T, T, T, 3) initial colours in [0, 1].
+        objective: a :class:`meshstyle.objectives.StyleObjective` or ``DreamObjective``.
+        settings: the run's settings (iterations, views, rates, seed, ...).
+        backend: rasterizer backend.
+        progress: called after every step.
+
+    Returns:
+        The edited mesh, its loss history and timing.
+    """
+    from meshstyle.optim import ZeroSkipAdam
+    from meshstyle.textures import colours_to_logits
+
+    rng = np.random.default_rng(settings.seed)
+    torch.manual_seed(settings.seed)
+    device = vertices.device
+    base = vertices.detach().clone()
+    offsets = torch.zeros_like(base, requires_grad=settings.optimise_vertices)
+    logits = torch.as_tensor(colours_to_logits(colours), dtype=torch.float32, device=device)
+    logits = logits.clone().requires_grad_(settings.optimise_textures)
+    groups = []
+    if settings.optimise_vertices:
+        groups.append({"params": [offsets], "lr": settings.lr * settings.vertex_lr_scale})
+    if settings.optimise_textures:
+        groups.append({"params": [logits], "lr": settings.lr * settings.texture_lr_scale})
+    optimiser = ZeroSkipAdam(groups, lr=settings.lr)
+    render_settings = RenderSettings(
+        image_size=settings.image_size,
+        anti_aliasing=settings.anti_aliasing,
+        backend=backend,
+        occlusion_aware=settings.occlusion_aware,
+    )
+
+    history: list[dict[str, float]] = []
+    timing = {"render": 0.0, "network": 0.0, "other": 0.0}
+    skipped = 0
+    start = time.perf_counter()
+    for step in range(1, settings.iterations + 1):
+        t0 = time.perf_counter()
+        cameras = sample_cameras(settings, rng).to(device)
+        lights = objective.lights(cameras, rng).to(device)
+        background = objective.backgrounds(rng).to(device)
+        current = base + offsets
+        textures = torch.sigmoid(logits)
+        t1 = time.perf_counter()
+        clock = _BackwardClock()
+        clock.watch_inputs(current, textures)
+        out = render(current, faces, textures, cameras, lights, render_settings, background)
+        t2 = time.perf_counter()
+        if out.images.requires_grad:
+            clock.watch_images(out.images)
+        features = objective.features(out.images)
+        result = objective.loss(features, out.images, out.silhouettes, current, base)
+        t3 = time.perf_counter()
+        optimiser.zero_grad(set_to_none=True)
+        if torch.isfinite(result.total):
+            result.total.backward()
+            t4 = time.perf_counter()
+            optimiser.step()
+        else:
+            # A non-finite loss would poison Adam's moments; drop the step instead.
+            skipped += 1
+            t4 = time.perf_counter()
+        t5 = time.perf_counter()
+        images_at = clock.images_at or t3
+        inputs_at = clock.inputs_at or images_at
+        timing["render"] += (t2 - t1) + max(0.0, inputs_at - images_at)
+        timing["network"] += (t3 - t2) + max(0.0, images_at - t3)
+        timing["other"] += (t1 - t0) + max(0.0, t4 - inputs_at) + (t5 - t4)
+        record = {"step": step, **result.parts, "seconds": time.perf_counter() - start}
+        history.append(record)
+        if progress is not None:
+            progress(StepReport(step, settings.iterations, result.parts))
+    with torch.no_grad():
+        final_vertices = torch.nan_to_num(base + offsets).detach()
+        final_colours = torch.sigmoid(logits).detach()
+    return EditResult(
+        vertices=final_vertices,
+        colours=final_colours,
+        history=history,
+        seconds=time.perf_counter() - start,
+        timing=timing,
+        skipped_steps=skipped,
+    )

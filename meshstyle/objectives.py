@@ -1,0 +1,149 @@
+"""What an edit optimises: the style-transfer loss and the DeepDream objective.
+
+An objective turns one step's renders into a scalar loss (lower is better) and a record of
+its parts for the loss log. The edit loop knows nothing about either application.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from meshstyle.camera import Cameras
+from meshstyle.settings import EditSettings
+from meshstyle.shading import Lights
+from meshstyle.views import backgrounds, tilted_lights
+
+
+@dataclass(frozen=True)
+class LossParts:
+    """One step's loss.
+
+    Attributes:
+        total: the scalar that is minimised (requires grad).
+        parts: named, already weighted terms as floats, for the log.
+    """
+
+    total: torch.Tensor
+    parts: dict[str, float]
+
+
+class StyleObjective:
+    """style·Σ‖G − G_style‖² + content·Σ(v − v₀)² + tv·TV, as in the paper (DESIGN.md 7).
+
+    Args:
+        network: a feature network returning the style layers.
+        style_image: (3, H, W) style image in [0, 1].
+        settings: weights, layers and the view/light rules.
+    """
+
+    name = "style"
+
+    def __init__(self, network, style_image: torch.Tensor, settings: EditSettings):
+        from meshstyle.images import mean_colour
+        from meshstyle.losses import style_grams
+
+        self.network = network
+        self.settings = settings
+        self.style_mean = mean_colour(style_image)
+        with torch.no_grad():
+            self.target_grams = style_grams(network, style_image[None], settings.style_layers)
+
+    def lights(self, cameras: Cameras, rng: np.random.Generator) -> Lights:
+        return tilted_lights(cameras, self.settings, rng)
+
+    def backgrounds(self, rng: np.random.Generator) -> torch.Tensor:
+        return backgrounds(self.settings, rng, self.style_mean)
+
+    def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.network(images)
+
+    def loss(
+        self,
+        features: dict[str, torch.Tensor],
+        images: torch.Tensor,
+        silhouettes: torch.Tensor,
+        vertices: torch.Tensor,
+        base_vertices: torch.Tensor,
+    ) -> LossParts:
+        """Weighted loss of one step from its features and renders."""
+        from meshstyle.losses import content_loss, style_loss, tv_loss
+
+        s = self.settings
+        style = s.style_weight * style_loss(features, self.target_grams, silhouettes)
+        content = s.content_weight * content_loss(vertices, base_vertices)
+        tv = s.tv_weight * tv_loss(images, silhouettes)
+        total = style + content + tv
+        return LossParts(
+            total,
+            {
+                "loss": float(total),
+                "style": float(style),
+                "content": float(content),
+                "tv": float(tv),
+            },
+        )
+
+
+class DreamObjective:
+    """−mean(activation²) of one layer (or channel) + edge_weight·F·var(edge lengths).
+
+    Args:
+        network: a feature network returning ``settings.layer``.
+        faces: (F, 3) mesh faces, for the edge-length regulariser.
+        settings: layer, channel, weights and view rules.
+    """
+
+    name = "deepdream"
+
+    def __init__(self, network, faces: torch.Tensor, settings: EditSettings):
+        from meshstyle.losses import unique_edges
+
+        self.network = network
+        self.settings = settings
+        self.edges = unique_edges(faces)
+        self.face_count = int(faces.shape[0])
+
+    def lights(self, cameras: Cameras, rng: np.random.Generator) -> Lights:
+        b = cameras.batch_size
+        # DeepDream lights with ambient only, so colour is what the network sees, not shading.
+        return Lights(
+            ambient=torch.full((b,), self.settings.ambient),
+            directional=torch.full((b,), self.settings.directional),
+            direction=-cameras.forward,
+        )
+
+    def backgrounds(self, rng: np.random.Generator) -> torch.Tensor:
+        return backgrounds(self.settings, rng)
+
+    def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.network(images)
+
+    def activation(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        from meshstyle.losses import deepdream_objective
+
+        channel = None if self.settings.channel < 0 else self.settings.channel
+        return deepdream_objective(features[self.settings.layer], channel)
+
+    def loss(
+        self,
+        features: dict[str, torch.Tensor],
+        images: torch.Tensor,
+        silhouettes: torch.Tensor,
+        vertices: torch.Tensor,
+        base_vertices: torch.Tensor,
+    ) -> LossParts:
+        """Weighted loss of one step: minus the activation plus the edge regulariser."""
+        from meshstyle.losses import edge_length_variance
+
+        activation = self.activation(features)
+        edges = (
+            self.settings.edge_weight * self.face_count * edge_length_variance(vertices, self.edges)
+        )
+        total = -activation + edges
+        return LossParts(
+            total,
+            {"loss": float(total), "activation": float(activation), "edge": float(edges)},
+        )

@@ -1,0 +1,235 @@
+"""Edit settings: one frozen dataclass, filled from a TOML preset and overridden by flags.
+
+A preset is a flat TOML table whose keys are the field names below. The resolved settings
+are written beside every output so a result can always be reproduced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+PRESET_PACKAGE = "meshstyle.presets"
+DEFAULT_STYLIZE_PRESET = "fast"
+DEFAULT_DEEPDREAM_PRESET = "deepdream"
+
+
+@dataclass(frozen=True)
+class EditSettings:
+    """Everything that decides how a mesh is edited.
+
+    Attributes:
+        iterations: optimisation steps.
+        image_size: rendered view size in pixels (square).
+        views: cameras per step (the batch size B).
+        texture_size: per-face texture cube size T.
+        anti_aliasing: render at 2× and pool.
+        optimise_vertices: move vertices.
+        optimise_textures: change face colours.
+        lr: Adam learning rate.
+        vertex_lr_scale: multiplier of ``lr`` for vertex offsets.
+        texture_lr_scale: multiplier of ``lr`` for texture logits.
+        style_weight: weight of the Gram style loss.
+        content_weight: weight of Σ(v − v₀)².
+        tv_weight: weight of the total-variation loss inside the silhouette.
+        style_layers: feature layers whose Gram matrices are matched.
+        style_image_size: the style image is resized to this (shorter side) before its Grams.
+        layer: DeepDream layer.
+        channel: DeepDream channel, or -1 for the whole layer.
+        edge_weight: DeepDream edge-length regulariser is edge_weight · F · var(lengths).
+        distance: camera distance.
+        distance_noise: standard deviation of the distance per view.
+        elevation_min: lowest camera elevation, degrees.
+        elevation_max: highest camera elevation, degrees.
+        azimuth_min: azimuth range start, degrees.
+        azimuth_max: azimuth range end, degrees.
+        viewing_angle: vertical half field of view, degrees.
+        ambient: ambient light intensity.
+        directional: directional light intensity.
+        light_tilt: angle in degrees between the view direction and the light.
+        background: "style-mean" (style image's mean colour), "random-grey" (one grey per
+            view and step) or "white"/"black".
+        occlusion_aware: occlusion-aware approximate gradient.
+        network: feature network: "vgg19", "torchvision-vgg16" or a weights file.
+        seed: random seed; CPU runs with the same seed repeat exactly.
+        turntable_frames: frames of the output GIF.
+        preview_size: size of the GIF frames and sheet tiles.
+    """
+
+    iterations: int = 150
+    image_size: int = 128
+    views: int = 2
+    texture_size: int = 4
+    anti_aliasing: bool = True
+    optimise_vertices: bool = True
+    optimise_textures: bool = True
+    lr: float = 0.05
+    vertex_lr_scale: float = 0.01
+    texture_lr_scale: float = 1.0
+    style_weight: float = 1.0
+    content_weight: float = 2e9
+    tv_weight: float = 1e5
+    style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+    style_image_size: int = 224
+    layer: str = "conv4_3"
+    channel: int = -1
+    edge_weight: float = 1e-4
+    distance: float = 2.732
+    distance_noise: float = 0.1
+    elevation_min: float = 20.0
+    elevation_max: float = 40.0
+    azimuth_min: float = 0.0
+    azimuth_max: float = 360.0
+    viewing_angle: float = 30.0
+    ambient: float = 0.5
+    directional: float = 0.5
+    light_tilt: float = 30.0
+    background: str = "style-mean"
+    occlusion_aware: bool = False
+    network: str = "vgg19"
+    seed: int = 0
+    turntable_frames: int = 36
+    preview_size: int = 256
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.iterations >= 0, "iterations must be >= 0"),
+            (8 <= self.image_size <= 2048, "image_size must be in [8, 2048]"),
+            (1 <= self.views <= 64, "views must be in [1, 64]"),
+            (1 <= self.texture_size <= 16, "texture_size must be in [1, 16]"),
+            (self.lr > 0, "lr must be > 0"),
+            (self.elevation_min <= self.elevation_max, "elevation_min must be <= elevation_max"),
+            (self.azimuth_min <= self.azimuth_max, "azimuth_min must be <= azimuth_max"),
+            (self.distance > 0, "distance must be > 0"),
+            (0 < self.viewing_angle < 90, "viewing_angle must be in (0, 90)"),
+            (self.turntable_frames >= 1, "turntable_frames must be >= 1"),
+            (
+                self.background in ("style-mean", "random-grey", "white", "black"),
+                "background must be style-mean, random-grey, white or black",
+            ),
+            (
+                self.optimise_vertices or self.optimise_textures,
+                "at least one of optimise_vertices and optimise_textures must be true",
+            ),
+        ]
+        for ok, rule in checks:
+            if not ok:
+                raise ValueError(f"{rule}; got {self._describe(rule)}")
+        for name in ("lr", "style_weight", "content_weight", "tv_weight", "edge_weight"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0; got {value}")
+
+    def _describe(self, rule: str) -> str:
+        name = rule.split()[0]
+        return repr(getattr(self, name, "?"))
+
+    def to_toml(self) -> str:
+        """The settings as a flat TOML table (the format presets use)."""
+        lines = []
+        for f in fields(self):
+            lines.append(f"{f.name} = {_toml_value(getattr(self, f.name))}")
+        return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+FIELD_TYPES = {f.name: f.type for f in fields(EditSettings)}
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped with meshstyle."""
+    folder = resources.files(PRESET_PACKAGE)
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def _read_preset(name_or_path: str) -> tuple[dict[str, Any], str]:
+    path = Path(name_or_path)
+    if path.suffix == ".toml" and path.exists():
+        text, origin = path.read_text(encoding="utf-8"), str(path)
+    else:
+        resource = resources.files(PRESET_PACKAGE) / f"{name_or_path}.toml"
+        if not resource.is_file():
+            raise ValueError(
+                f"unknown preset {name_or_path!r}: choose one of {', '.join(preset_names())} "
+                "or give a .toml file"
+            )
+        text, origin = resource.read_text(encoding="utf-8"), f"preset {name_or_path}"
+    try:
+        return tomllib.loads(text), origin
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{origin}: not valid TOML ({exc})") from None
+
+
+def _coerce(name: str, value: Any, origin: str) -> Any:
+    kind = FIELD_TYPES[name]
+    default = getattr(EditSettings, name) if hasattr(EditSettings, name) else None
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{origin}: {name} must be true or false; got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{origin}: {name} must be an integer; got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{origin}: {name} must be a number; got {value!r}")
+        return float(value)
+    if isinstance(default, tuple):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{origin}: {name} must be a list of names; got {value!r}")
+        return tuple(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{origin}: {name} must be a string; got {value!r} ({kind})")
+    return value
+
+
+def resolve_settings(
+    preset: str, overrides: dict[str, Any] | None = None, base: dict[str, Any] | None = None
+) -> EditSettings:
+    """Settings from a preset (name or TOML path) with explicit overrides on top.
+
+    Args:
+        preset: a shipped preset name or a path to a TOML file.
+        overrides: field values given explicitly (``None`` values are ignored).
+        base: values applied before the preset (a command's own defaults).
+
+    Raises:
+        ValueError: unknown preset or key, wrong type, or a value breaking a rule.
+    """
+    table, origin = _read_preset(preset)
+    values: dict[str, Any] = dict(base or {})
+    for key, value in table.items():
+        if key not in FIELD_TYPES:
+            raise ValueError(f"{origin}: unknown setting {key!r}")
+        values[key] = _coerce(key, value, origin)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key not in FIELD_TYPES:
+            raise ValueError(f"unknown setting {key!r}")
+        values[key] = _coerce(key, value, "option")
+    return EditSettings(**values)
+
+
+def replace(settings: EditSettings, **changes: Any) -> EditSettings:
+    """A copy with some fields changed (validated again)."""
+    return dataclasses.replace(settings, **changes)
