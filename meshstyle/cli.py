@@ -154,6 +154,191 @@ def render(
     click.echo(f"wrote {output}")
 
 
+MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def edit_options(func):
+    """Options shared by stylize and deepdream; ``None`` means: take the preset's value."""
+    options = [
+        click.option(
+            "-o",
+            "--output",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path("out"),
+            show_default=True,
+            help="Output folder; each job writes OUT/<mesh>__<style>/.",
+        ),
+        click.option(
+            "--preset",
+            default=None,
+            help="Named settings (paper, fast, texture-only, shape-only, deepdream) or a .toml.",
+        ),
+        click.option("--iterations", type=click.IntRange(min=0), default=None),
+        click.option("--image-size", type=click.IntRange(8, 2048), default=None),
+        click.option("--views", type=click.IntRange(1, 64), default=None, help="Views per step."),
+        click.option("--texture-size", type=click.IntRange(1, 16), default=None),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None),
+        click.option("--vertex-lr-scale", type=click.FloatRange(min=0), default=None),
+        click.option("--texture-lr-scale", type=click.FloatRange(min=0), default=None),
+        click.option("--seed", type=int, default=None),
+        click.option("--network", default=None, help="vgg19, torchvision-vgg16 or a file."),
+        click.option("--occlusion-aware/--no-occlusion-aware", default=None),
+        click.option("--recursive", is_flag=True, help="Search folders recursively."),
+        click.option("--overwrite", is_flag=True, help="Redo jobs that are already complete."),
+        click.option("--shard", default=None, help="Run the K-th of N slices of the jobs: K/N."),
+        click.option(
+            "--max-faces",
+            type=click.IntRange(min=1),
+            default=300_000,
+            show_default=True,
+            help="Refuse meshes with more faces.",
+        ),
+        click.option(
+            "--decimate",
+            type=click.IntRange(min=4),
+            default=None,
+            help="Simplify meshes above N faces to N faces first.",
+        ),
+        click.option("-q", "--quiet", is_flag=True, help="No progress output."),
+        click.option("-v", "--verbose", count=True, help="Print losses and timing."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return device_options(func)
+
+
+def _classify(inputs: tuple[str, ...], styles: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """Split positional inputs into meshes and style images by their suffix."""
+    meshes, images = [], list(styles)
+    for item in inputs:
+        suffix = Path(item).suffix.lower()
+        if suffix in IMAGE_SUFFIXES:
+            images.append(item)
+        elif suffix in MESH_SUFFIXES or Path(item).is_dir() or not suffix:
+            meshes.append(item)
+        elif any(ch in item for ch in "*?["):
+            meshes.append(item)
+        else:
+            raise click.BadParameter(
+                f"{item}: neither a mesh ({', '.join(MESH_SUFFIXES)}) nor a style image "
+                f"({', '.join(IMAGE_SUFFIXES)})",
+                param_hint="INPUTS",
+            )
+    return meshes, images
+
+
+def _check_layers(kind: str, settings) -> None:
+    """Unknown layer names are usage errors, caught before any job starts."""
+    from meshstyle.features import layer_names
+
+    valid = layer_names(settings.network)
+    wanted = settings.style_layers if kind == "stylize" else (settings.layer,)
+    for name in wanted:
+        if name not in valid:
+            raise ValueError(f"unknown layer {name!r}; choose one of {', '.join(valid)}")
+
+
+def _run_edit(ctx: click.Context, kind: str, meshes, styles, opts: dict, overrides: dict) -> None:
+    from meshstyle.commands.batch import run_batch
+    from meshstyle.jobs import expand_inputs, parse_shard, plan_jobs, shard
+    from meshstyle.settings import resolve_settings
+
+    default_preset = "fast" if kind == "stylize" else "deepdream"
+    try:
+        settings = resolve_settings(opts["preset"] or default_preset, overrides)
+        mesh_paths = expand_inputs(meshes, MESH_SUFFIXES, recursive=opts["recursive"])
+        style_paths = (
+            expand_inputs(styles, IMAGE_SUFFIXES, recursive=opts["recursive"], what="image")
+            if kind == "stylize"
+            else None
+        )
+        _check_layers(kind, settings)
+        jobs = plan_jobs(kind, mesh_paths, style_paths, layer=settings.layer)
+        if opts["shard"]:
+            jobs = shard(jobs, *parse_shard(opts["shard"]))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    device = _setup_runtime(opts["device"], opts["threads"])
+    from meshstyle.commands.console import BatchConsole
+
+    console = BatchConsole(
+        len(jobs), settings.iterations, quiet=opts["quiet"], verbose=opts["verbose"]
+    )
+    with console:
+        outcomes = run_batch(
+            jobs,
+            settings,
+            opts["output"],
+            device,
+            overwrite=opts["overwrite"],
+            max_faces=opts["max_faces"],
+            decimate=opts["decimate"],
+            debug=bool(ctx.obj and ctx.obj.get("debug")),
+            on_job_start=console.job_started,
+            on_step=console.step,
+            on_job_end=console.job_ended,
+        )
+    console.summary(outcomes, opts["output"])
+    if any(o.status == "failed" for o in outcomes):
+        ctx.exit(1)
+
+
+_EDIT_KEYS = (
+    "iterations",
+    "image_size",
+    "views",
+    "texture_size",
+    "lr",
+    "vertex_lr_scale",
+    "texture_lr_scale",
+    "seed",
+    "network",
+    "occlusion_aware",
+)
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "-s", "--style", "styles", multiple=True, help="A style image (repeatable), any file name."
+)
+@click.option("--style-weight", type=click.FloatRange(min=0), default=None)
+@click.option("--content-weight", type=click.FloatRange(min=0), default=None)
+@click.option("--tv-weight", type=click.FloatRange(min=0), default=None)
+@edit_options
+@click.pass_context
+def stylize(ctx: click.Context, inputs, styles, **opts) -> None:
+    """Paint meshes in the style of images and bend their shape to match.
+
+    INPUTS are meshes (files, folders, globs) and style images, told apart by suffix; every
+    mesh is paired with every style image.
+    """
+    meshes, images = _classify(inputs, styles)
+    if not meshes:
+        raise click.UsageError("no mesh given (MESH files, folders or globs)")
+    if not images:
+        raise click.UsageError("no style image given (a .jpg/.png file, or --style FILE)")
+    keys = _EDIT_KEYS + ("style_weight", "content_weight", "tv_weight")
+    _run_edit(ctx, "stylize", meshes, images, opts, {k: opts[k] for k in keys})
+
+
+@cli.command()
+@click.argument("meshes", nargs=-1, required=True)
+@click.option("--layer", default=None, help="Feature layer to amplify, e.g. conv4_3.")
+@click.option("--channel", type=click.IntRange(min=0), default=None, help="One channel only.")
+@click.option("--edge-weight", type=click.FloatRange(min=0), default=None)
+@edit_options
+@click.pass_context
+def deepdream(ctx: click.Context, meshes, **opts) -> None:
+    """Grow on meshes what a network sees (MESHES: files, folders or globs)."""
+    keys = _EDIT_KEYS + ("layer", "edge_weight")
+    overrides = {k: opts[k] for k in keys}
+    if opts["channel"] is not None:
+        overrides["channel"] = opts["channel"]
+    _run_edit(ctx, "deepdream", list(meshes), [], opts, overrides)
+
+
 @cli.command()
 def info() -> None:
     """Print versions, backend, threads, CUDA and feature-network status."""

@@ -1,0 +1,119 @@
+"""What a person sees while edit jobs run: progress with the loss, then a summary table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+
+class BatchConsole:
+    """Progress bars on stderr (one for jobs, one for the current job's steps).
+
+    Args:
+        jobs: number of jobs.
+        iterations: steps per job.
+        quiet: show nothing while running.
+        verbose: print each job's losses and timing when it ends.
+    """
+
+    def __init__(self, jobs: int, iterations: int, *, quiet: bool = False, verbose: int = 0):
+        self.console = Console(stderr=True)
+        self.quiet = quiet
+        self.verbose = verbose
+        self.jobs = jobs
+        self.iterations = iterations
+        self.progress = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[loss]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=quiet,
+            transient=True,
+        )
+        self._jobs_task = None
+        self._step_task = None
+
+    def __enter__(self) -> BatchConsole:
+        self.progress.__enter__()
+        if self.jobs > 1:
+            self._jobs_task = self.progress.add_task("jobs", total=self.jobs, loss="")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+    def job_started(self, index: int, job) -> None:
+        if self._step_task is not None:
+            self.progress.remove_task(self._step_task)
+        self._step_task = self.progress.add_task(
+            f"{job.name} (compiling on first use)" if index == 0 else job.name,
+            total=max(self.iterations, 1),
+            loss="",
+        )
+
+    def step(self, report) -> None:
+        if self._step_task is None:
+            return
+        name = self.progress.tasks[-1].description.split(" ")[0]
+        self.progress.update(
+            self._step_task,
+            completed=report.step,
+            description=name,
+            loss=f"loss {report.parts.get('loss', float('nan')):.4g}",
+        )
+
+    def job_ended(self, index: int, outcome) -> None:
+        if self._jobs_task is not None:
+            self.progress.update(self._jobs_task, completed=index + 1)
+        if self.verbose and not self.quiet:
+            final = outcome.losses.get("final", {}) if outcome.losses else {}
+            parts = ", ".join(
+                f"{k} {v:.4g}" for k, v in final.items() if k not in ("step", "seconds")
+            )
+            timing = ", ".join(f"{k} {v:.1f}s" for k, v in outcome.timing.items())
+            self.console.print(
+                f"{outcome.job.name}: {outcome.status} in {outcome.seconds:.1f}s"
+                + (f"; {parts}" if parts else "")
+                + (f"; {timing}" if timing else "")
+            )
+
+    def summary(self, outcomes, out: Path) -> None:
+        """The table of jobs; failures are printed even with ``--quiet``."""
+        if self.quiet:
+            for o in outcomes:
+                if o.status == "failed":
+                    self.console.print(f"[red]failed[/red] {o.job.name}: {o.error}")
+            return
+        table = Table(title=f"meshstyle: {len(outcomes)} job(s) in {out}")
+        table.add_column("job")
+        table.add_column("status")
+        table.add_column("seconds", justify="right")
+        table.add_column("final loss", justify="right")
+        table.add_column("output / error", overflow="fold")
+        colours = {"done": "green", "skipped": "cyan", "failed": "red"}
+        for o in outcomes:
+            final = o.losses.get("final", {}) if o.losses else {}
+            loss = final.get("loss")
+            where = o.error if o.status == "failed" else str(out / o.job.name)
+            table.add_row(
+                o.job.name,
+                f"[{colours.get(o.status, 'white')}]{o.status}[/]",
+                f"{o.seconds:.1f}",
+                "" if loss is None else f"{loss:.4g}",
+                where,
+            )
+        self.console.print(table)
+        self.console.print(f"report: {out / 'report.json'}")
