@@ -11,20 +11,13 @@ import glob
 import json
 import re
 import shutil
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from meshstyle.mesh import sanitise_name as safe_name
+
 #: Written last into a job folder: its presence means every output is complete.
 COMPLETE_MARKER = ".meshstyle-complete.json"
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def safe_name(text: str, limit: int = 64) -> str:
-    """A folder-safe version of a mesh or style name: never a path, never hidden or empty."""
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    text = _UNSAFE.sub("_", text).strip("._-")[:limit]
-    return text or "unnamed"
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,12 @@ from meshstyle.jobs import (
     [
         ("bunny", "bunny"),
         ("../../etc/passwd", "etc_passwd"),
-        ("..", "unnamed"),
+        ("..", "mesh"),
         ("a/b\\c", "a_b_c"),
         ("Crème brûlée", "Creme_brulee"),
         ("x" * 300, "x" * 64),
-        ("\x00\n", "unnamed"),
+        ("con", "con_"),
+        ("\x00\n", "mesh"),
     ],
 )
 def test_safe_name_never_escapes(text, expected):
