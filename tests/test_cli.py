@@ -1,0 +1,168 @@
+"""The command line through click's CliRunner: outputs, and clear errors for bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from meshstyle.cli import cli
+from meshstyle.jobs import COMPLETE_MARKER
+from tests.clitools import tiny_preset, write_sphere, write_style
+
+
+@pytest.fixture()
+def runner():
+    return CliRunner()
+
+
+def invoke(runner, *args):
+    return runner.invoke(cli, [str(a) for a in args], obj={}, catch_exceptions=False)
+
+
+def test_version_imports_no_heavy_module():
+    code = (
+        "import sys; from meshstyle.cli import cli\n"
+        "try:\n    cli.main(['--version'], obj={})\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'numba', 'trimesh') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "meshstyle, version" in out.stdout
+    assert out.stdout.strip().endswith("[]")
+
+
+def test_info_reports_the_installation(runner):
+    result = invoke(runner, "info")
+    assert result.exit_code == 0
+    for key in ("torch", "numba", "backend (auto)", "threads", "cuda", "vgg19 weights"):
+        assert key in result.output
+    assert "found" in result.output
+
+
+def test_render_png_and_gif(runner, tmp_path):
+    mesh = write_sphere(tmp_path / "ball.obj")
+    result = invoke(runner, "render", mesh, "-o", tmp_path / "ball.png", "--image-size", 32)
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "ball.png").size == (32, 32)
+    result = invoke(
+        runner, "render", mesh, "-o", tmp_path / "ball.gif", "--image-size", 24, "--frames", 5
+    )
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "ball.gif").n_frames == 5
+
+
+def test_render_bad_input(runner, tmp_path):
+    mesh = write_sphere(tmp_path / "ball.obj")
+    result = invoke(runner, "render", mesh, "-o", tmp_path / "ball.jpg")
+    assert result.exit_code == 2 and "must end in .png or .gif" in result.output
+    result = invoke(runner, "render", tmp_path / "nothere.obj", "-o", tmp_path / "x.png")
+    assert result.exit_code == 1
+    assert "nothere.obj" in result.output and "Traceback" not in result.output
+    junk = tmp_path / "junk.obj"
+    junk.write_bytes(b"\x00\xff" * 100)
+    result = invoke(runner, "render", junk, "-o", tmp_path / "x.png")
+    assert result.exit_code == 1 and "junk.obj" in result.output
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_stylize_writes_every_output(runner, tmp_path):
+    mesh = write_sphere(tmp_path / "ball.obj")
+    style = write_style(tmp_path / "noise.png")
+    out = tmp_path / "out"
+    result = invoke(
+        runner, "stylize", mesh, style, "-o", out, "--preset", tiny_preset(tmp_path), "-q"
+    )
+    assert result.exit_code == 0, result.output
+    job = out / "ball__noise"
+    for name in (
+        "ball.obj",
+        "ball.mtl",
+        "ball.png",
+        "ball.glb",
+        "turntable.gif",
+        "before_after.png",
+        "loss.csv",
+        "settings.toml",
+        COMPLETE_MARKER,
+    ):
+        assert (job / name).is_file(), name
+    assert Image.open(job / "turntable.gif").n_frames >= 36
+    assert "Kd 1 1 1" in (job / "ball.mtl").read_text()
+    assert len((job / "loss.csv").read_text().strip().splitlines()) == 3  # header + 2 steps
+    assert "iterations = 2" in (job / "settings.toml").read_text()
+    report = json.loads((out / "report.json").read_text())
+    assert report["jobs"][0]["status"] == "done"
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+
+
+def test_deepdream_writes_its_folder(runner, tmp_path):
+    mesh = write_sphere(tmp_path / "ball.obj")
+    out = tmp_path / "out"
+    result = invoke(
+        runner,
+        "deepdream",
+        mesh,
+        "-o",
+        out,
+        "--preset",
+        tiny_preset(tmp_path),
+        "--layer",
+        "relu3_1",
+        "-q",
+    )
+    assert result.exit_code == 0, result.output
+    assert (out / "ball__deepdream-relu3_1" / COMPLETE_MARKER).is_file()
+    header = (out / "ball__deepdream-relu3_1" / "loss.csv").read_text().splitlines()[0]
+    assert "activation" in header
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--iterations", "-1"], "--iterations"),
+        (["--preset", "nope"], "unknown preset"),
+        (["--device", "tpu"], "--device"),
+        (["--shard", "3/2"], "--shard"),
+        (["--views", "0"], "--views"),
+    ],
+)
+def test_bad_flags_are_usage_errors(runner, tmp_path, args, message):
+    mesh = write_sphere(tmp_path / "ball.obj")
+    style = write_style(tmp_path / "s.png")
+    result = invoke(runner, "stylize", mesh, style, "-o", tmp_path / "out", *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unknown_layer_is_a_usage_error(runner, tmp_path):
+    mesh = write_sphere(tmp_path / "ball.obj")
+    result = invoke(runner, "deepdream", mesh, "--layer", "conv9_9", "-o", tmp_path / "o")
+    assert result.exit_code == 2 and "unknown layer 'conv9_9'" in result.output
+
+
+def test_style_that_is_not_an_image(runner, tmp_path):
+    mesh = write_sphere(tmp_path / "ball.obj")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    result = invoke(runner, "stylize", mesh, notes, "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "notes.txt" in result.output
+    fake = tmp_path / "fake.jpg"
+    fake.write_text("not really a picture")
+    result = invoke(
+        runner, "stylize", mesh, fake, "-o", tmp_path / "out", "--preset", tiny_preset(tmp_path)
+    )
+    assert result.exit_code == 1
+    assert "fake.jpg" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out" / "ball__fake").exists()
+
+
+def test_missing_style_and_mesh(runner, tmp_path):
+    mesh = write_sphere(tmp_path / "ball.obj")
+    result = invoke(runner, "stylize", mesh, "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "no style image" in result.output
+    style = write_style(tmp_path / "s.png")
+    result = invoke(runner, "stylize", style, "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "no mesh" in result.output
