@@ -111,6 +111,22 @@ def atlas_cell_size(num_faces: int, texture_size: int) -> int:
     return 4
 
 
+def atlas_shape(num_faces: int, texture_size: int, *, tile: int | None = None) -> tuple[int, int]:
+    """(H, W) of the atlas :func:`bake_atlas` makes for F faces, without baking it.
+
+    Args:
+        num_faces: F.
+        texture_size: T of the cubes.
+        tile: cell size in pixels, as for :func:`bake_atlas`.
+
+    Returns:
+        (height, width) in pixels, both powers of two.
+    """
+    cell = atlas_cell_size(num_faces, texture_size) if tile is None else int(tile)
+    width, height, _ = _layout(max(1, math.ceil(num_faces / 2)), cell)
+    return height, width
+
+
 def _cell_weights(cell: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Texel offsets and clamped barycentrics of the two triangles of a cell.
 

@@ -409,7 +409,10 @@ def _collect_parts(scene, label: str) -> tuple[list[_Part], bool]:
                 points = points or len(vertices) > 0
                 continue
             transform = np.asarray(transform, dtype=np.float64)
-            vertices = vertices @ transform[:3, :3].T + transform[:3, 3]
+            if not np.array_equal(transform, np.eye(4)):
+                # non-finite input is reported once, after concatenation; no warnings here
+                with np.errstate(invalid="ignore", over="ignore"):
+                    vertices = vertices @ transform[:3, :3].T + transform[:3, 3]
             face_uvs, image, colour = _visual(geometry, faces, len(vertices))
             if np.linalg.det(transform[:3, :3]) < 0:
                 # a mirroring node transform turns the surface inside out; flip the winding
