@@ -1,0 +1,204 @@
+"""Losses against small hand computations."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from meshstyle.features import load_feature_network
+from meshstyle.losses import (
+    content_loss,
+    deepdream_objective,
+    downsample_mask,
+    edge_length_variance,
+    gram_matrix,
+    style_grams,
+    style_loss,
+    tv_loss,
+    unique_edges,
+)
+
+
+def _two_channel_features() -> torch.Tensor:
+    """(1, 2, 2, 2): channel 0 = [[1, 2], [3, 4]], channel 1 = [[0, 1], [1, 0]]."""
+    return torch.tensor([[[[1.0, 2.0], [3.0, 4.0]], [[0.0, 1.0], [1.0, 0.0]]]])
+
+
+def test_gram_without_mask_by_hand():
+    gram = gram_matrix(_two_channel_features())
+    # Σ f fᵀ over 4 pixels, divided by C·N = 2·4.
+    expected = torch.tensor([[[30.0, 5.0], [5.0, 2.0]]]) / 8
+    torch.testing.assert_close(gram, expected)
+
+
+def test_gram_with_mask_by_hand():
+    mask = torch.tensor([[[[1.0, 0.0], [1.0, 1.0]]]])  # drops the pixel with values (2, 1)
+    gram = gram_matrix(_two_channel_features(), mask)
+    expected = torch.tensor([[[1 + 9 + 16, 3.0], [3.0, 1.0]]]) / (2 * 3)
+    torch.testing.assert_close(gram, expected)
+    # Fractional weights: pixel (0, 1) at half weight.
+    half = torch.tensor([[[[1.0, 0.5], [1.0, 1.0]]]])
+    expected = torch.tensor([[[26 + 0.5 * 4, 3 + 0.5 * 2], [3 + 0.5 * 2, 1 + 0.5]]]) / (2 * 3.5)
+    torch.testing.assert_close(gram_matrix(_two_channel_features(), half), expected)
+
+
+def test_gram_of_empty_mask_is_zero_not_nan():
+    features = _two_channel_features().repeat(2, 1, 1, 1).requires_grad_()
+    mask = torch.zeros(2, 1, 2, 2)
+    mask[1] = 1
+    gram = gram_matrix(features, mask)
+    assert torch.equal(gram[0], torch.zeros(2, 2))
+    torch.testing.assert_close(gram[1], gram_matrix(_two_channel_features())[0])
+    gram.sum().backward()
+    assert torch.isfinite(features.grad).all()
+
+
+def test_gram_rejects_mismatched_mask():
+    with pytest.raises(ValueError, match=r"mask must have shape \(B, 1, 2, 2\)"):
+        gram_matrix(_two_channel_features(), torch.ones(1, 1, 3, 3))
+
+
+def test_downsample_mask_averages_blocks_and_detaches():
+    sil = torch.tensor([[[1.0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]]])
+    sil.requires_grad_()
+    mask = downsample_mask(sil, (2, 2))
+    torch.testing.assert_close(mask, torch.tensor([[[[0.75, 0.0], [0.0, 1.0]]]]))
+    assert not mask.requires_grad
+    # VGG's floor pooling: a 5x5 image gives 2x2 maps covering the top-left 4x4 pixels.
+    odd = torch.zeros(1, 5, 5)
+    odd[0, 4, :] = 1
+    odd[0, :, 4] = 1
+    assert torch.equal(downsample_mask(odd, (2, 2)), torch.zeros(1, 1, 2, 2))
+    assert downsample_mask(torch.ones(2, 6, 9), (4, 5)).shape == (2, 1, 4, 5)
+
+
+def test_style_loss_by_hand_over_batch_and_layers():
+    features = _two_channel_features()
+    batch = torch.cat([features, 2 * features])  # second Gram is 4x the first
+    gram = gram_matrix(features)[0]
+    targets = {"a": torch.zeros(2, 2)}
+    loss = style_loss({"a": batch}, targets, torch.ones(2, 2, 2))
+    expected = (gram.square().sum() + (4 * gram).square().sum()) / 2
+    torch.testing.assert_close(loss, expected)
+    # Summed over layers; a (1, C, C) target works like (C, C).
+    loss2 = style_loss({"a": batch, "b": batch}, {"a": gram, "b": gram[None]}, torch.ones(2, 2, 2))
+    torch.testing.assert_close(loss2, 2 * (3 * gram).square().sum() / 2)
+
+
+def test_style_loss_uses_the_pooled_silhouette():
+    features = _two_channel_features()
+    sil = torch.tensor([[[1.0, 1, 0, 0], [1, 1, 0, 0], [1, 1, 1, 1], [1, 1, 1, 1]]])
+    target = torch.zeros(2, 2)
+    loss = style_loss({"a": features}, {"a": target}, sil)
+    masked = gram_matrix(features, torch.tensor([[[[1.0, 0.0], [1.0, 1.0]]]]))
+    torch.testing.assert_close(loss, masked.square().sum())
+
+
+def test_style_loss_errors():
+    with pytest.raises(ValueError, match="missing from features"):
+        style_loss({"a": _two_channel_features()}, {"b": torch.zeros(2, 2)}, torch.ones(1, 2, 2))
+    with pytest.raises(ValueError, match=r"must have shape \(2, 2\) or \(1, 2, 2\)"):
+        style_loss({"a": _two_channel_features()}, {"a": torch.zeros(3, 3)}, torch.ones(1, 2, 2))
+
+
+def test_style_loss_is_zero_for_the_style_image_itself():
+    net = load_feature_network("vgg19", ["relu1_2", "relu2_2"])
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 32, 32)
+    targets = style_grams(net, image)
+    assert set(targets) == {"relu1_2", "relu2_2"}
+    assert targets["relu2_2"].shape == (128, 128) and not targets["relu2_2"].requires_grad
+    rendered = image.clone().requires_grad_()
+    loss = style_loss(net(rendered), targets, torch.ones(1, 32, 32))
+    assert loss.item() <= 1e-6 * targets["relu2_2"].square().sum().item()
+    other = torch.rand(1, 3, 32, 32, requires_grad=True)
+    worse = style_loss(net(other), targets, torch.ones(1, 32, 32))
+    assert worse.item() > 1.0
+    worse.backward()
+    assert torch.isfinite(other.grad).all() and other.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="not computed by the network"):
+        style_grams(net, image, ["relu3_1"])
+
+
+def test_content_loss():
+    v0 = torch.zeros(3, 3)
+    v = v0.clone()
+    v[1] = torch.tensor([1.0, 2.0, 2.0])
+    assert content_loss(v, v0).item() == pytest.approx(9.0)
+
+
+def test_tv_loss_by_hand():
+    row = torch.tensor([0.0, 1.0, 3.0]).view(1, 1, 1, 3).repeat(1, 3, 1, 1)
+    # The third pixel is only partly covered: the pair (1, 2) must not count.
+    alpha = torch.tensor([[[1.0, 1.0, 0.5]]])
+    assert tv_loss(row, alpha).item() == pytest.approx(3.0)  # (1 - 0)² in 3 channels
+    full = torch.ones(1, 1, 3)
+    assert tv_loss(row, full).item() == pytest.approx(3.0 * (1 + 4))
+    # Vertical pairs count too, and the result is averaged over the batch.
+    column = row.transpose(2, 3)
+    batch = torch.cat([column, torch.zeros_like(column)])
+    assert tv_loss(batch, torch.ones(2, 3, 1)).item() == pytest.approx(15.0 / 2)
+
+
+def test_tv_loss_matches_a_loop_and_does_not_touch_alpha():
+    torch.manual_seed(1)
+    images = torch.rand(2, 3, 5, 6, requires_grad=True)
+    alpha = (torch.rand(2, 5, 6) > 0.3).float().requires_grad_()
+    expected = 0.0
+    for b in range(2):
+        for r in range(5):
+            for c in range(6):
+                for dr, dc in ((0, 1), (1, 0)):
+                    r2, c2 = r + dr, c + dc
+                    if r2 < 5 and c2 < 6 and alpha[b, r, c] == 1 and alpha[b, r2, c2] == 1:
+                        expected += (images[b, :, r, c] - images[b, :, r2, c2]).square().sum()
+    loss = tv_loss(images, alpha)
+    torch.testing.assert_close(loss, expected / 2)
+    loss.backward()
+    assert alpha.grad is None
+
+
+def test_deepdream_objective_with_and_without_channel():
+    features = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])  # (1, 2, 1, 2)
+    assert deepdream_objective(features).item() == pytest.approx(7.5)
+    assert deepdream_objective(features, channel=1).item() == pytest.approx(12.5)
+    for bad in (2, -1, True, 1.0):
+        with pytest.raises(ValueError, match=r"channel must be an int in \[0, 1\]"):
+            deepdream_objective(features, channel=bad)
+
+
+def _unit_square():
+    vertices = torch.tensor([[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]])
+    faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
+    return vertices, faces
+
+
+def test_unique_edges_of_a_quad():
+    _, faces = _unit_square()
+    edges = unique_edges(faces)
+    assert edges.tolist() == [[0, 1], [0, 2], [0, 3], [1, 2], [2, 3]]
+    assert edges.dtype == torch.int64
+    with pytest.raises(ValueError, match=r"faces must be int, shape \(F, 3\)"):
+        unique_edges(faces.float())
+
+
+def test_edge_length_variance_by_hand():
+    vertices, faces = _unit_square()
+    edges = unique_edges(faces)
+    lengths = [1, 1, 1, 1, math.sqrt(2)]  # four sides and one diagonal
+    mean = sum(lengths) / 5
+    expected = sum((x - mean) ** 2 for x in lengths) / 5
+    assert edge_length_variance(vertices, edges).item() == pytest.approx(expected, rel=1e-6)
+    batch = torch.stack([vertices, 2 * vertices])
+    assert edge_length_variance(batch, edges).item() == pytest.approx(
+        (expected + 4 * expected) / 2, rel=1e-6
+    )
+
+
+def test_edge_length_variance_gradient_is_finite_for_a_collapsed_edge():
+    vertices = torch.tensor([[0.0, 0, 0], [0, 0, 0], [1, 0, 0]], requires_grad=True)
+    edges = unique_edges(torch.tensor([[0, 1, 2]]))
+    edge_length_variance(vertices, edges).backward()
+    assert torch.isfinite(vertices.grad).all()
