@@ -10,6 +10,7 @@ out-of-range values through: floats are cleaned and clamped to [0, 1] before qua
 from __future__ import annotations
 
 import io
+import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -314,6 +315,10 @@ def contact_sheet(
     if labels is not None:
         top, bottom = font.getbbox("Ag")[1::2]
         text_h = int(bottom - top) + 4
+        texts = [t for lab in labels for t in ([lab] if isinstance(lab, str) else lab)]
+        if per_image:
+            # Captions sit above their own cell: widen cells rather than let text overlap.
+            cell_w = max([cell_w] + [math.ceil(font.getlength(str(t))) for t in texts])
     width = margin + columns * (cell_w + margin)
     height = margin + len(cells) * (text_h + cell_h + margin)
     sheet = Image.new("RGB", (width, height), background)
