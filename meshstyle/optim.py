@@ -97,9 +97,8 @@ class ZeroSkipAdam(torch.optim.Optimizer):
             state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         step, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
 
+        # No early exit when nothing is active: testing that would sync a GPU every step.
         active = (grad != 0) & torch.isfinite(grad)
-        if not bool(active.any()):
-            return
         grad = torch.where(active, grad, 0.0)
         step.add_(active.to(step.dtype))
 

@@ -246,3 +246,11 @@ def test_torchvision_vgg16_from_the_hub_cache(monkeypatch, tmp_path):
     torch.testing.assert_close(out["conv1_1"], expected, rtol=1e-5, atol=1e-4)
     ok, message = weights_available("torchvision-vgg16")
     assert ok and "IMAGENET1K_FEATURES" in message
+
+
+def test_bad_devices_are_refused():
+    with pytest.raises(ValueError, match="device must be a torch device"):
+        load_feature_network("vgg19", ["relu1_1"], device="nonsense")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            load_feature_network("vgg19", ["relu1_1"], device="cuda")

@@ -207,8 +207,9 @@ def test_save_gif_loops_with_the_right_timing(tmp_path):
         save_gif(tmp_path / "empty.gif", [])
     with pytest.raises(ValueError, match="frame 1 has"):
         save_gif(tmp_path / "mixed.gif", [frames[0], np.zeros((4, 4, 3), np.uint8)])
-    with pytest.raises(ValueError, match="fps must be"):
-        save_gif(tmp_path / "x.gif", frames, fps=0)
+    for fps in (0, 60):
+        with pytest.raises(ValueError, match=r"fps must be a number in \(0, 50\]"):
+            save_gif(tmp_path / "x.gif", frames, fps=fps)
 
 
 def test_contact_sheet_layout_and_labels():
