@@ -1,0 +1,791 @@
+"""The rasterizer's per-face and per-pixel math, written once for every backend.
+
+Every function here is plain Python over scalars, tuples and element access into arrays that
+the caller passes in: no allocation, no NumPy calls, no parallel loops, no globals other than
+the ``math`` module and the functions of this module. That is what lets the same source run
+as ordinary Python, as ``numba.njit`` code in :mod:`meshstyle.raster.cpu` and as CUDA device
+functions in a CUDA backend; :func:`compile_functions` builds a compiled copy of the module's
+functions for any numba decorator.
+
+Coordinates. Faces come in as NDC ``x`` (right), ``y`` (up) and camera depth ``z``. Setup turns
+them into pixel coordinates of the render grid, ``u`` (column) and ``v`` (row), in which the
+centre of pixel ``(row r, col c)`` is exactly ``(u, v) = (c, r)``::
+
+    u = (x * W + W - 1) / 2        v = (H - 1 - y * H) / 2
+
+All arithmetic is float64 whatever the storage type, so that coverage and depth-order
+decisions do not depend on float32 rounding.
+
+Arrays used below (``B`` batch, ``F`` faces, ``H x W`` render grid, ``T`` texture size):
+
+- ``face_vertices`` (B, F, 3, 3) float32: per corner NDC x, NDC y, depth z.
+- ``face_info`` (B, F, FACE_INFO_SIZE) float64: per face u0, v0, u1, v1, u2, v2, 1/z0, 1/z1,
+  1/z2 and the signed doubled area in pixel units (0 for a skipped face).
+- ``face_bbox`` (B, F, 4) int32: inclusive pixel box row_min, row_max, col_min, col_max;
+  empty (min > max) for a skipped face or one entirely off-screen.
+- ``textures`` (B, F, T, T, T, 3) float32; ``grad_textures`` likewise.
+- ``rgb`` (B, 3, H, W), ``alpha``, ``depth`` (B, H, W) float32; ``face_index`` (B, H, W) int32.
+- Scan layouts used by the backward pass, one per screen axis (see :func:`pack_pixel`):
+  ``scan`` (B, L, P, 8) float32 records, ``scan_faces`` (B, L, P) int32, ``scan_depth``
+  (B, L, P) float32 and ``scan_next`` (B, L, P, 2) int32, where a line ``L`` is a row and
+  ``P`` a column for axis 0 (gradients along x), and the transpose for axis 1 (along y).
+"""
+
+from __future__ import annotations
+
+import math
+import types
+
+FACE_INFO_SIZE = 10
+RECORD_SIZE = 8
+FLOAT32_MAX = 3.4028234663852886e38
+# Occlusion-aware expansion skips a pixel only when its depth is nearer than the face's plane
+# by more than this fraction, so that float32 depth rounding on a coplanar neighbour (a quad's
+# other half) cannot flip the decision.
+OCCLUSION_TOLERANCE = 1e-6
+
+# Functions that call one another and therefore must be compiled together.
+DEVICE_FUNCTIONS = (
+    "setup_face",
+    "edge_weights",
+    "fragment",
+    "texel_coords",
+    "texel_weight",
+    "sample_texture",
+    "shade_pixel",
+    "pack_pixel",
+    "is_active",
+    "change_dot",
+    "lever_step",
+    "far_crossing",
+    "plane_inverse_depth",
+    "edge_axis_gradient",
+    "kato_face_gradient",
+    "interior_face_gradient",
+    "finite_or_zero",
+)
+
+
+def compile_functions(jit) -> types.SimpleNamespace:
+    """Compile this module's device functions with a numba decorator.
+
+    Each function is re-created over a private globals dict in which the names of the other
+    device functions refer to their compiled versions, so that calls between them resolve
+    inside compiled code (numba cannot call a plain Python function from nopython code).
+
+    Args:
+        jit: a decorator such as ``numba.njit(cache=True)`` or ``cuda.jit(device=True)``.
+
+    Returns:
+        A namespace with one compiled function per name in ``DEVICE_FUNCTIONS``.
+    """
+    namespace = {"math": math}
+    namespace.update({name: value for name, value in globals().items() if name.isupper()})
+    for name in DEVICE_FUNCTIONS:
+        original = globals()[name]
+        clone = types.FunctionType(
+            original.__code__, namespace, name, original.__defaults__, original.__closure__
+        )
+        clone.__qualname__ = original.__qualname__
+        clone.__module__ = original.__module__
+        clone.__doc__ = original.__doc__
+        namespace[name] = jit(clone)
+    return types.SimpleNamespace(**{name: namespace[name] for name in DEVICE_FUNCTIONS})
+
+
+# --------------------------------------------------------------------------- forward
+
+
+def setup_face(face_vertices, b, f, height, width, face_info, face_bbox):
+    """Screen setup of one face: pixel coordinates, inverse depths, area and pixel box.
+
+    A face is skipped (zero area, empty box) when a coordinate is not finite, a corner has
+    ``z <= 0`` or its screen area is zero, so that no NaN or Inf can come out of it later.
+
+    Args:
+        face_vertices: (B, F, 3, 3) float32.
+        b, f: batch and face index.
+        height, width: render grid size.
+        face_info: (B, F, FACE_INFO_SIZE) float64, written.
+        face_bbox: (B, F, 4) int32, written.
+    """
+    x0 = float(face_vertices[b, f, 0, 0])
+    y0 = float(face_vertices[b, f, 0, 1])
+    z0 = float(face_vertices[b, f, 0, 2])
+    x1 = float(face_vertices[b, f, 1, 0])
+    y1 = float(face_vertices[b, f, 1, 1])
+    z1 = float(face_vertices[b, f, 1, 2])
+    x2 = float(face_vertices[b, f, 2, 0])
+    y2 = float(face_vertices[b, f, 2, 1])
+    z2 = float(face_vertices[b, f, 2, 2])
+    fw = float(width)
+    fh = float(height)
+    u0 = (x0 * fw + fw - 1.0) * 0.5
+    u1 = (x1 * fw + fw - 1.0) * 0.5
+    u2 = (x2 * fw + fw - 1.0) * 0.5
+    v0 = (fh - 1.0 - y0 * fh) * 0.5
+    v1 = (fh - 1.0 - y1 * fh) * 0.5
+    v2 = (fh - 1.0 - y2 * fh) * 0.5
+    area = (u1 - u0) * (v2 - v0) - (u2 - u0) * (v1 - v0)
+    # NaN fails every comparison, so one chained test also rejects non-finite input.
+    valid = (
+        abs(u0) < math.inf
+        and abs(u1) < math.inf
+        and abs(u2) < math.inf
+        and abs(v0) < math.inf
+        and abs(v1) < math.inf
+        and abs(v2) < math.inf
+        and 0.0 < z0 < math.inf
+        and 0.0 < z1 < math.inf
+        and 0.0 < z2 < math.inf
+        and abs(area) < math.inf
+        and area != 0.0
+    )
+    if not valid:
+        for k in range(FACE_INFO_SIZE):
+            face_info[b, f, k] = 0.0
+        face_bbox[b, f, 0] = 0
+        face_bbox[b, f, 1] = -1
+        face_bbox[b, f, 2] = 0
+        face_bbox[b, f, 3] = -1
+        return
+    face_info[b, f, 0] = u0
+    face_info[b, f, 1] = v0
+    face_info[b, f, 2] = u1
+    face_info[b, f, 3] = v1
+    face_info[b, f, 4] = u2
+    face_info[b, f, 5] = v2
+    face_info[b, f, 6] = 1.0 / z0
+    face_info[b, f, 7] = 1.0 / z1
+    face_info[b, f, 8] = 1.0 / z2
+    face_info[b, f, 9] = area
+    # Clamp in floating point before rounding: huge finite coordinates must not overflow ints.
+    umin = min(max(min(u0, u1, u2), 0.0), fw)
+    umax = min(max(max(u0, u1, u2), -1.0), fw - 1.0)
+    vmin = min(max(min(v0, v1, v2), 0.0), fh)
+    vmax = min(max(max(v0, v1, v2), -1.0), fh - 1.0)
+    face_bbox[b, f, 0] = math.ceil(vmin)
+    face_bbox[b, f, 1] = math.floor(vmax)
+    face_bbox[b, f, 2] = math.ceil(umin)
+    face_bbox[b, f, 3] = math.floor(umax)
+
+
+def edge_weights(u0, v0, u1, v1, u2, v2, area, pu, pv):
+    """Screen-space barycentric weights of the point ``(pu, pv)``; unclipped, sum 1.
+
+    Dividing each edge function by the signed area makes the weights independent of the
+    winding, so one ``all >= 0`` test covers both orientations (faces are two-sided).
+
+    Returns:
+        (w0, w1, w2) float64.
+    """
+    e0 = (u1 - pu) * (v2 - pv) - (u2 - pu) * (v1 - pv)
+    e1 = (u2 - pu) * (v0 - pv) - (u0 - pu) * (v2 - pv)
+    e2 = (u0 - pu) * (v1 - pv) - (u1 - pu) * (v0 - pv)
+    return e0 / area, e1 / area, e2 / area
+
+
+def fragment(u0, v0, u1, v1, u2, v2, area, iz0, iz1, iz2, pu, pv, near, far):
+    """Coverage and perspective-correct depth of a face at a pixel centre.
+
+    The pixel is covered when its centre is inside the face or on its boundary and the depth
+    ``z = 1 / sum(w_i / z_i)`` lies in ``[near, far]``.
+
+    Returns:
+        (hit, w0, w1, w2, z): ``hit`` bool, screen weights and depth (float64).
+    """
+    w0, w1, w2 = edge_weights(u0, v0, u1, v1, u2, v2, area, pu, pv)
+    if w0 >= 0.0 and w1 >= 0.0 and w2 >= 0.0:
+        s = w0 * iz0 + w1 * iz1 + w2 * iz2
+        if s > 0.0:
+            z = 1.0 / s
+            if near <= z <= far:
+                return True, w0, w1, w2, z
+    return False, w0, w1, w2, 0.0
+
+
+def texel_coords(w0, w1, w2, iz0, iz1, iz2, z, size):
+    """Trilinear lookup position in a face's T x T x T texture cube.
+
+    Perspective-correct weights ``w_k z / z_k`` are clipped to [0, 1] and renormalised; axis
+    ``k`` of the cube follows vertex ``k`` at position ``w_k (T - 1)``.
+
+    Returns:
+        (lo0, lo1, lo2, hi0, hi1, hi2, t0, t1, t2): lower and upper cell index per axis and
+        the fractional position between them (upper index == lower index when T == 1).
+    """
+    p0 = min(max(w0 * iz0 * z, 0.0), 1.0)
+    p1 = min(max(w1 * iz1 * z, 0.0), 1.0)
+    p2 = min(max(w2 * iz2 * z, 0.0), 1.0)
+    total = p0 + p1 + p2
+    if total > 0.0:
+        p0 /= total
+        p1 /= total
+        p2 /= total
+    else:
+        p0 = 1.0 / 3.0
+        p1 = 1.0 / 3.0
+        p2 = 1.0 / 3.0
+    if size == 1:
+        return 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0
+    top = size - 2
+    s0 = p0 * (size - 1)
+    s1 = p1 * (size - 1)
+    s2 = p2 * (size - 1)
+    # int() truncates, which is floor here because positions are >= 0.
+    lo0 = min(int(s0), top)
+    lo1 = min(int(s1), top)
+    lo2 = min(int(s2), top)
+    return lo0, lo1, lo2, lo0 + 1, lo1 + 1, lo2 + 1, s0 - lo0, s1 - lo1, s2 - lo2
+
+
+def texel_weight(corner, lo0, lo1, lo2, hi0, hi1, hi2, t0, t1, t2):
+    """Index and weight of one of the 8 trilinear corners (bit k of ``corner`` picks axis k).
+
+    Returns:
+        (i, j, k, weight).
+    """
+    if corner & 1:
+        i = hi0
+        weight = t0
+    else:
+        i = lo0
+        weight = 1.0 - t0
+    if corner & 2:
+        j = hi1
+        weight *= t1
+    else:
+        j = lo1
+        weight *= 1.0 - t1
+    if corner & 4:
+        k = hi2
+        weight *= t2
+    else:
+        k = lo2
+        weight *= 1.0 - t2
+    return i, j, k, weight
+
+
+def sample_texture(textures, b, f, lo0, lo1, lo2, hi0, hi1, hi2, t0, t1, t2):
+    """Trilinear sample of face ``f``'s texture cube at a :func:`texel_coords` position.
+
+    Returns:
+        (r, g, b) float64.
+    """
+    r = 0.0
+    g = 0.0
+    bl = 0.0
+    for corner in range(8):
+        i, j, k, weight = texel_weight(corner, lo0, lo1, lo2, hi0, hi1, hi2, t0, t1, t2)
+        r += weight * textures[b, f, i, j, k, 0]
+        g += weight * textures[b, f, i, j, k, 1]
+        bl += weight * textures[b, f, i, j, k, 2]
+    return r, g, bl
+
+
+def shade_pixel(
+    b,
+    row,
+    col,
+    face_info,
+    textures,
+    background,
+    use_rgb,
+    far,
+    face_index,
+    zbuffer,
+    rgb,
+    alpha,
+    depth,
+):
+    """Final colour, alpha and depth of one pixel once its visible face is known.
+
+    Args:
+        b, row, col: the pixel.
+        face_info: (B, F, FACE_INFO_SIZE) float64.
+        textures: (B, F, T, T, T, 3) float32 (ignored unless ``use_rgb``).
+        background: (B, 3) float32.
+        use_rgb: whether ``rgb`` is computed.
+        far: depth written at empty pixels.
+        face_index: (B, H, W) int32, the visible face or -1.
+        zbuffer: (B, H, W) float64, the visible face's depth.
+        rgb: (B, 3, H, W) float32, written when ``use_rgb``.
+        alpha, depth: (B, H, W) float32, written.
+    """
+    f = face_index[b, row, col]
+    if f < 0:
+        alpha[b, row, col] = 0.0
+        depth[b, row, col] = far
+        if use_rgb:
+            rgb[b, 0, row, col] = background[b, 0]
+            rgb[b, 1, row, col] = background[b, 1]
+            rgb[b, 2, row, col] = background[b, 2]
+        return
+    z = zbuffer[b, row, col]
+    alpha[b, row, col] = 1.0
+    depth[b, row, col] = z
+    if use_rgb:
+        w0, w1, w2 = edge_weights(
+            face_info[b, f, 0],
+            face_info[b, f, 1],
+            face_info[b, f, 2],
+            face_info[b, f, 3],
+            face_info[b, f, 4],
+            face_info[b, f, 5],
+            face_info[b, f, 9],
+            float(col),
+            float(row),
+        )
+        lo0, lo1, lo2, hi0, hi1, hi2, t0, t1, t2 = texel_coords(
+            w0,
+            w1,
+            w2,
+            face_info[b, f, 6],
+            face_info[b, f, 7],
+            face_info[b, f, 8],
+            z,
+            textures.shape[2],
+        )
+        r, g, bl = sample_texture(textures, b, f, lo0, lo1, lo2, hi0, hi1, hi2, t0, t1, t2)
+        rgb[b, 0, row, col] = r
+        rgb[b, 1, row, col] = g
+        rgb[b, 2, row, col] = bl
+
+
+# --------------------------------------------------------------------------- backward
+
+
+def pack_pixel(
+    b, row, col, rgb, alpha, grad_rgb, grad_alpha, use_rgb_grad, use_alpha_grad, scan_x, scan_y
+):
+    """Write one pixel's scan record into both scan layouts.
+
+    A record is ``[dL/dr, dL/dg, dL/db, dL/dalpha, r, g, b, alpha]``, stored at
+    ``scan_x[b, row, col]`` and ``scan_y[b, col, row]``. Channels without a gradient are
+    stored as zero gradient and zero value, so that the change dot product needs no branches
+    and gives the same result whatever the set of channels.
+    """
+    for k in range(3):
+        if use_rgb_grad:
+            gk = grad_rgb[b, k, row, col]
+            vk = rgb[b, k, row, col]
+        else:
+            gk = 0.0
+            vk = 0.0
+        scan_x[b, row, col, k] = gk
+        scan_x[b, row, col, 4 + k] = vk
+        scan_y[b, col, row, k] = gk
+        scan_y[b, col, row, 4 + k] = vk
+    ga = grad_alpha[b, row, col] if use_alpha_grad else 0.0
+    va = alpha[b, row, col]
+    scan_x[b, row, col, 3] = ga
+    scan_x[b, row, col, 7] = va
+    scan_y[b, col, row, 3] = ga
+    scan_y[b, col, row, 7] = va
+
+
+def is_active(scan_x, b, row, col, use_rgb_grad):
+    """Whether a pixel can contribute to any face's expansion term.
+
+    With colour gradients any non-zero gradient may. With alpha alone the expanding face
+    brings alpha 1, so only an empty pixel whose gradient asks for more alpha can.
+    """
+    if use_rgb_grad:
+        return (
+            scan_x[b, row, col, 0] != 0.0
+            or scan_x[b, row, col, 1] != 0.0
+            or scan_x[b, row, col, 2] != 0.0
+            or scan_x[b, row, col, 3] != 0.0
+        )
+    return scan_x[b, row, col, 3] < 0.0 and scan_x[b, row, col, 7] == 0.0
+
+
+def change_dot(scan, b, line, pos, r, g, bl, a):
+    """``dL/dI . (I_new - I)`` at a pixel of a scan line, for a new colour ``(r, g, bl, a)``.
+
+    The channels are summed in the fixed order r, g, b, alpha (the reference does the same),
+    so that the sign test on the result is reproducible.
+    """
+    return (
+        scan[b, line, pos, 0] * (r - scan[b, line, pos, 4])
+        + scan[b, line, pos, 1] * (g - scan[b, line, pos, 5])
+        + scan[b, line, pos, 2] * (bl - scan[b, line, pos, 6])
+        + scan[b, line, pos, 3] * (a - scan[b, line, pos, 7])
+    )
+
+
+def lever_step(offset, lever, scale, eps):
+    """NDC displacement of one vertex that moves an edge crossing by ``offset`` pixels.
+
+    ``lever`` converts the crossing's move into the vertex's move (vertex alone, the other
+    end fixed); ``scale`` converts pixels to NDC (negative for rows, whose axis points down);
+    ``eps`` is added away from zero as in the original renderer, bounding ``1 / step``.
+    """
+    step = offset * lever * scale
+    if step > 0.0:
+        return step + eps
+    return step - eps
+
+
+def far_crossing(a0, a1, b0, b1, c0, c1, d0, inside):
+    """Where line ``d0`` leaves the face on the side opposite edge ``a-b``.
+
+    The line crosses edge ``a-b`` and, the face being convex, exactly one more boundary
+    point in the ``inside`` direction: on edge ``a-c``, edge ``b-c`` or at vertex ``c``.
+    Returns the crossing furthest in the ``inside`` direction.
+    """
+    best = math.nan
+    if c0 == d0:
+        best = c1
+    if a0 != c0 and min(a0, c0) <= d0 <= max(a0, c0):
+        value = a1 + (c1 - a1) * ((d0 - a0) / (c0 - a0))
+        if best != best or (value - best) * inside > 0.0:
+            best = value
+    if b0 != c0 and min(b0, c0) <= d0 <= max(b0, c0):
+        value = b1 + (c1 - b1) * ((d0 - b0) / (c0 - b0))
+        if best != best or (value - best) * inside > 0.0:
+            best = value
+    return best
+
+
+def plane_inverse_depth(u0, v0, u1, v1, u2, v2, area, iz0, iz1, iz2, pu, pv):
+    """``1/z`` of the face's plane extended to the point ``(pu, pv)`` (may be <= 0)."""
+    w0, w1, w2 = edge_weights(u0, v0, u1, v1, u2, v2, area, pu, pv)
+    return w0 * iz0 + w1 * iz1 + w2 * iz2
+
+
+def edge_axis_gradient(
+    b,
+    f,
+    ia,
+    ib,
+    ic,
+    axis,
+    face_info,
+    height,
+    width,
+    scan,
+    scan_faces,
+    scan_depth,
+    scan_next,
+    occlusion_aware,
+    eps,
+    grad_face_vertices,
+):
+    """Kato's approximate gradient of one edge ``ia-ib`` along one screen axis.
+
+    For each scan line crossing the edge (rows for ``axis`` 0, giving x gradients; columns
+    for ``axis`` 1, giving y gradients) the edge crossing splits the line into the pixel on
+    the face side (``d1_in``) and its outer neighbour (``d1_out``). Expansion: if the face is
+    visible at ``d1_in``, each pixel from ``d1_out`` to the border would take ``d1_in``'s
+    colour if the edge reached it. Contraction: each pixel of this face between the edge and
+    the face's far side would take ``d1_out``'s colour if the edge passed it. A pixel
+    contributes ``dL/dI . dI / dx`` only where ``dL/dI . dI < 0`` (the move lowers the loss);
+    ``dx`` is the displacement of vertex ``ia`` (or ``ib``) alone that brings the crossing to
+    the pixel centre, the lever rule. The inside side comes from the third vertex ``ic`` so
+    both windings work.
+
+    Adds into ``grad_face_vertices[b, f, ia, axis]`` and ``[b, f, ib, axis]`` (float64).
+    """
+    if axis == 0:
+        # Line = row (v), position along it = column (u).
+        a0 = face_info[b, f, 2 * ia + 1]
+        a1 = face_info[b, f, 2 * ia]
+        b0 = face_info[b, f, 2 * ib + 1]
+        b1 = face_info[b, f, 2 * ib]
+        c0 = face_info[b, f, 2 * ic + 1]
+        c1 = face_info[b, f, 2 * ic]
+        n_lines = height
+        n_pos = width
+        scale = 2.0 / width
+    else:
+        a0 = face_info[b, f, 2 * ia]
+        a1 = face_info[b, f, 2 * ia + 1]
+        b0 = face_info[b, f, 2 * ib]
+        b1 = face_info[b, f, 2 * ib + 1]
+        c0 = face_info[b, f, 2 * ic]
+        c1 = face_info[b, f, 2 * ic + 1]
+        n_lines = width
+        n_pos = height
+        scale = -2.0 / height
+    span = b0 - a0
+    if span == 0.0:
+        return
+    side = span * (c1 - a1) - (b1 - a1) * (c0 - a0)
+    if side == 0.0:
+        return
+    inside = 1 if (side > 0.0) == (span > 0.0) else -1
+    # Next-active pointers: slot 0 looks towards higher positions, slot 1 towards lower.
+    outward_slot = 1 if inside > 0 else 0
+    lo = math.ceil(min(max(min(a0, b0), 0.0), float(n_lines)))
+    hi = math.floor(min(max(max(a0, b0), -1.0), n_lines - 1.0))
+    slope = (b1 - a1) / span
+    ua = face_info[b, f, 0]
+    va = face_info[b, f, 1]
+    ub = face_info[b, f, 2]
+    vb = face_info[b, f, 3]
+    uc = face_info[b, f, 4]
+    vc = face_info[b, f, 5]
+    area = face_info[b, f, 9]
+    iz0 = face_info[b, f, 6]
+    iz1 = face_info[b, f, 7]
+    iz2 = face_info[b, f, 8]
+    grad_a = 0.0
+    grad_b = 0.0
+    for d0 in range(lo, hi + 1):
+        line = float(d0)
+        cross = a1 + slope * (line - a0)
+        # Both d1_in and d1_out must be on the grid; this also keeps huge values from ints.
+        if not (0.0 <= cross <= n_pos - 1.0):
+            continue
+        if inside > 0:
+            d1_in = math.ceil(cross)
+            d1_out = d1_in - 1
+        else:
+            d1_in = math.floor(cross)
+            d1_out = d1_in + 1
+        if d1_in < 0 or d1_in >= n_pos or d1_out < 0 or d1_out >= n_pos:
+            continue
+        # A vertex lying on this line cannot move the crossing there: no lever.
+        use_a = b0 != line
+        use_b = a0 != line
+        lever_a = span / (b0 - line) if use_a else 0.0
+        lever_b = span / (line - a0) if use_b else 0.0
+
+        # Expansion: the face, visible at d1_in, grows over the pixels beyond the edge.
+        if scan_faces[b, d0, d1_in] == f:
+            r_in = scan[b, d0, d1_in, 4]
+            g_in = scan[b, d0, d1_in, 5]
+            b_in = scan[b, d0, d1_in, 6]
+            a_in = scan[b, d0, d1_in, 7]
+            d1 = scan_next[b, d0, d1_out, outward_slot]
+            while 0 <= d1 < n_pos:
+                delta = change_dot(scan, b, d0, d1, r_in, g_in, b_in, a_in)
+                if delta < 0.0:
+                    skip = False
+                    if occlusion_aware:
+                        if axis == 0:
+                            pu = float(d1)
+                            pv = line
+                        else:
+                            pu = line
+                            pv = float(d1)
+                        inv = plane_inverse_depth(
+                            ua, va, ub, vb, uc, vc, area, iz0, iz1, iz2, pu, pv
+                        )
+                        skip = inv <= 0.0 or scan_depth[b, d0, d1] * inv < 1.0 - OCCLUSION_TOLERANCE
+                    if not skip:
+                        offset = d1 - cross
+                        if use_a:
+                            grad_a += delta / lever_step(offset, lever_a, scale, eps)
+                        if use_b:
+                            grad_b += delta / lever_step(offset, lever_b, scale, eps)
+                step = d1 - inside
+                if step < 0 or step >= n_pos:
+                    break
+                d1 = scan_next[b, d0, step, outward_slot]
+
+        # Contraction: the edge recedes over this face's pixels, revealing d1_out's colour.
+        far_side = far_crossing(a0, a1, b0, b1, c0, c1, line, float(inside))
+        if far_side != far_side:
+            continue
+        if inside > 0:
+            limit = math.floor(min(max(far_side, -1.0), float(n_pos)))
+        else:
+            limit = math.ceil(min(max(far_side, -1.0), float(n_pos)))
+        r_out = scan[b, d0, d1_out, 4]
+        g_out = scan[b, d0, d1_out, 5]
+        b_out = scan[b, d0, d1_out, 6]
+        a_out = scan[b, d0, d1_out, 7]
+        d1 = d1_in
+        while 0 <= d1 < n_pos and (limit - d1) * inside >= 0:
+            if scan_faces[b, d0, d1] == f:
+                delta = change_dot(scan, b, d0, d1, r_out, g_out, b_out, a_out)
+                if delta < 0.0:
+                    offset = d1 - cross
+                    if use_a:
+                        grad_a += delta / lever_step(offset, lever_a, scale, eps)
+                    if use_b:
+                        grad_b += delta / lever_step(offset, lever_b, scale, eps)
+            d1 += inside
+    grad_face_vertices[b, f, ia, axis] += grad_a
+    grad_face_vertices[b, f, ib, axis] += grad_b
+
+
+def kato_face_gradient(
+    b,
+    f,
+    face_info,
+    height,
+    width,
+    scan_x,
+    faces_x,
+    depth_x,
+    next_x,
+    scan_y,
+    faces_y,
+    depth_y,
+    next_y,
+    occlusion_aware,
+    eps,
+    grad_face_vertices,
+):
+    """Approximate x and y gradients of one face's corners: 3 edges x 2 axes.
+
+    ``*_x`` are the row-major scan arrays (axis 0), ``*_y`` the column-major ones (axis 1).
+    Writes only ``grad_face_vertices[b, f, :, 0:2]`` (float64), so faces can run in parallel.
+    """
+    if face_info[b, f, 9] == 0.0:
+        return
+    for edge in range(3):
+        ia = edge
+        ib = (edge + 1) % 3
+        ic = (edge + 2) % 3
+        edge_axis_gradient(
+            b,
+            f,
+            ia,
+            ib,
+            ic,
+            0,
+            face_info,
+            height,
+            width,
+            scan_x,
+            faces_x,
+            depth_x,
+            next_x,
+            occlusion_aware,
+            eps,
+            grad_face_vertices,
+        )
+        edge_axis_gradient(
+            b,
+            f,
+            ia,
+            ib,
+            ic,
+            1,
+            face_info,
+            height,
+            width,
+            scan_y,
+            faces_y,
+            depth_y,
+            next_y,
+            occlusion_aware,
+            eps,
+            grad_face_vertices,
+        )
+
+
+def interior_face_gradient(
+    b,
+    f,
+    face_info,
+    face_bbox,
+    height,
+    width,
+    face_index,
+    grad_rgb,
+    grad_depth,
+    use_texture_grad,
+    use_depth_grad,
+    texture_size,
+    grad_face_vertices,
+    grad_textures,
+):
+    """Exact texture and depth gradients from the pixels where face ``f`` is visible.
+
+    Texture: the trilinear sampling weights times ``dL/drgb``. Depth: the derivative of
+    ``z = 1 / sum(w_i / z_i)`` with the face index held fixed; with ``s = N / A``, ``N =
+    sum(E_i / z_i)`` (``E_i`` the edge functions, ``A`` their sum, the doubled area),
+    ``dz/dq = -z^2 (dN/dq - s dA/dq) / A`` for any corner coordinate ``q`` and
+    ``dz/dz_k = z^2 w_k / z_k^2``. Pixel-unit derivatives are scaled to NDC: ``du/dx = W/2``,
+    ``dv/dy = -H/2``.
+
+    Writes only slot ``[b, f]`` of ``grad_face_vertices`` (float64, added to) and
+    ``grad_textures`` (float32, added to).
+    """
+    if face_info[b, f, 9] == 0.0:
+        return
+    u0 = face_info[b, f, 0]
+    v0 = face_info[b, f, 1]
+    u1 = face_info[b, f, 2]
+    v1 = face_info[b, f, 3]
+    u2 = face_info[b, f, 4]
+    v2 = face_info[b, f, 5]
+    iz0 = face_info[b, f, 6]
+    iz1 = face_info[b, f, 7]
+    iz2 = face_info[b, f, 8]
+    area = face_info[b, f, 9]
+    half_w = 0.5 * width
+    half_h = 0.5 * height
+    gu0 = 0.0
+    gu1 = 0.0
+    gu2 = 0.0
+    gv0 = 0.0
+    gv1 = 0.0
+    gv2 = 0.0
+    gz0 = 0.0
+    gz1 = 0.0
+    gz2 = 0.0
+    for row in range(face_bbox[b, f, 0], face_bbox[b, f, 1] + 1):
+        for col in range(face_bbox[b, f, 2], face_bbox[b, f, 3] + 1):
+            if face_index[b, row, col] != f:
+                continue
+            pu = float(col)
+            pv = float(row)
+            w0, w1, w2 = edge_weights(u0, v0, u1, v1, u2, v2, area, pu, pv)
+            # Same expression as in fragment(), so z is bit-identical to the forward's.
+            s = w0 * iz0 + w1 * iz1 + w2 * iz2
+            z = 1.0 / s
+            if use_texture_grad:
+                lo0, lo1, lo2, hi0, hi1, hi2, t0, t1, t2 = texel_coords(
+                    w0, w1, w2, iz0, iz1, iz2, z, texture_size
+                )
+                gr = grad_rgb[b, 0, row, col]
+                gg = grad_rgb[b, 1, row, col]
+                gb = grad_rgb[b, 2, row, col]
+                for corner in range(8):
+                    i, j, k, weight = texel_weight(corner, lo0, lo1, lo2, hi0, hi1, hi2, t0, t1, t2)
+                    grad_textures[b, f, i, j, k, 0] += weight * gr
+                    grad_textures[b, f, i, j, k, 1] += weight * gg
+                    grad_textures[b, f, i, j, k, 2] += weight * gb
+            if use_depth_grad:
+                gd = grad_depth[b, row, col]
+                if gd == 0.0:
+                    continue
+                zz = gd * z * z
+                gz0 += zz * w0 * iz0 * iz0
+                gz1 += zz * w1 * iz1 * iz1
+                gz2 += zz * w2 * iz2 * iz2
+                k = -zz / area
+                # dN/du_j and dN/dv_j for j = 0, 1, 2 (indices mod 3), minus s times the area's.
+                gu0 += k * (((v1 - pv) * iz2 - (v2 - pv) * iz1) - s * (v1 - v2))
+                gu1 += k * (((v2 - pv) * iz0 - (v0 - pv) * iz2) - s * (v2 - v0))
+                gu2 += k * (((v0 - pv) * iz1 - (v1 - pv) * iz0) - s * (v0 - v1))
+                gv0 += k * (((u2 - pu) * iz1 - (u1 - pu) * iz2) - s * (u2 - u1))
+                gv1 += k * (((u0 - pu) * iz2 - (u2 - pu) * iz0) - s * (u0 - u2))
+                gv2 += k * (((u1 - pu) * iz0 - (u0 - pu) * iz1) - s * (u1 - u0))
+    if use_depth_grad:
+        grad_face_vertices[b, f, 0, 0] += gu0 * half_w
+        grad_face_vertices[b, f, 1, 0] += gu1 * half_w
+        grad_face_vertices[b, f, 2, 0] += gu2 * half_w
+        grad_face_vertices[b, f, 0, 1] -= gv0 * half_h
+        grad_face_vertices[b, f, 1, 1] -= gv1 * half_h
+        grad_face_vertices[b, f, 2, 1] -= gv2 * half_h
+        grad_face_vertices[b, f, 0, 2] += gz0
+        grad_face_vertices[b, f, 1, 2] += gz1
+        grad_face_vertices[b, f, 2, 2] += gz2
+
+
+def finite_or_zero(value):
+    """``value`` if it is finite and fits float32, else 0 or the float32 limit (sign kept)."""
+    if value != value:
+        return 0.0
+    if value > FLOAT32_MAX:
+        return FLOAT32_MAX
+    if value < -FLOAT32_MAX:
+        return -FLOAT32_MAX
+    return value
