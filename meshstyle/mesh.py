@@ -141,6 +141,7 @@ class Normalisation:
         scale = float(self.scale)
         if not (math.isfinite(scale) and scale > 0):
             raise ValueError(f"scale must be finite and positive; got {scale}")
+        centre.setflags(write=False)  # the dataclass is frozen; so is its array
         object.__setattr__(self, "centre", centre)
         object.__setattr__(self, "scale", scale)
 

@@ -276,6 +276,8 @@ def test_normalisation_accepts_torch_tensors():
     assert v.grad.tolist() == [[4.0, 4.0, 4.0]]
     assert norm.invert(out).tolist() == [[1.0, 2.0, 3.5]]
     assert norm.as_dict() == {"centre": [1.0, 2.0, 3.0], "scale": 4.0}
+    with pytest.raises(ValueError, match="read-only"):
+        norm.centre[0] = 5.0
 
 
 @pytest.mark.parametrize("scale", [0.0, -1.0, float("nan"), float("inf")])
