@@ -178,7 +178,7 @@ def _affine(vertices, centre: np.ndarray, scale: float, *, forward: bool):
     if torch is not None and isinstance(vertices, torch.Tensor):
         if vertices.shape[-1:] != (3,):
             raise ValueError(f"vertices must have shape (..., 3); got {tuple(vertices.shape)}")
-        c = torch.as_tensor(centre, dtype=torch.float64, device=vertices.device)
+        c = torch.tensor(centre.tolist(), dtype=torch.float64, device=vertices.device)
         v = vertices.to(torch.float64)
         out = (v - c) * scale if forward else v / scale + c
         dtype = vertices.dtype if vertices.is_floating_point() else torch.float64
