@@ -246,7 +246,9 @@ def _run_edit(ctx: click.Context, kind: str, meshes, styles, opts: dict, overrid
 
     default_preset = "fast" if kind == "stylize" else "deepdream"
     try:
-        settings = resolve_settings(opts["preset"] or default_preset, overrides)
+        settings = resolve_settings(
+            opts["preset"] or default_preset, overrides, base=default_preset
+        )
         mesh_paths = expand_inputs(meshes, MESH_SUFFIXES, recursive=opts["recursive"])
         style_paths = (
             expand_inputs(styles, IMAGE_SUFFIXES, recursive=opts["recursive"], what="image")

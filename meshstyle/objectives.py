@@ -79,10 +79,10 @@ class StyleObjective:
         return LossParts(
             total,
             {
-                "loss": float(total),
-                "style": float(style),
-                "content": float(content),
-                "tv": float(tv),
+                "loss": float(total.detach()),
+                "style": float(style.detach()),
+                "content": float(content.detach()),
+                "tv": float(tv.detach()),
             },
         )
 
@@ -145,5 +145,9 @@ class DreamObjective:
         total = -activation + edges
         return LossParts(
             total,
-            {"loss": float(total), "activation": float(activation), "edge": float(edges)},
+            {
+                "loss": float(total.detach()),
+                "activation": float(activation.detach()),
+                "edge": float(edges.detach()),
+            },
         )

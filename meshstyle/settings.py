@@ -203,24 +203,28 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
 
 
 def resolve_settings(
-    preset: str, overrides: dict[str, Any] | None = None, base: dict[str, Any] | None = None
+    preset: str, overrides: dict[str, Any] | None = None, base: str | None = None
 ) -> EditSettings:
     """Settings from a preset (name or TOML path) with explicit overrides on top.
 
     Args:
         preset: a shipped preset name or a path to a TOML file.
         overrides: field values given explicitly (``None`` values are ignored).
-        base: values applied before the preset (a command's own defaults).
+        base: a preset applied first (a command's own default), so that a user's file
+            only needs the keys it changes.
 
     Raises:
         ValueError: unknown preset or key, wrong type, or a value breaking a rule.
     """
-    table, origin = _read_preset(preset)
-    values: dict[str, Any] = dict(base or {})
-    for key, value in table.items():
-        if key not in FIELD_TYPES:
-            raise ValueError(f"{origin}: unknown setting {key!r}")
-        values[key] = _coerce(key, value, origin)
+    values: dict[str, Any] = {}
+    for name in (base, preset):
+        if name is None:
+            continue
+        table, origin = _read_preset(name)
+        for key, value in table.items():
+            if key not in FIELD_TYPES:
+                raise ValueError(f"{origin}: unknown setting {key!r}")
+            values[key] = _coerce(key, value, origin)
     for key, value in (overrides or {}).items():
         if value is None:
             continue

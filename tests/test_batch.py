@@ -132,7 +132,7 @@ def test_a_killed_run_leaves_nothing_that_looks_finished(tmp_path):
     style = write_style(tmp_path / "style.png")
     out = tmp_path / "out"
     preset = tmp_path / "slow.toml"
-    preset.write_text("iterations = 400\nimage_size = 32\nviews = 1\npreview_size = 32\n")
+    preset.write_text("iterations = 100000\nimage_size = 32\nviews = 1\npreview_size = 32\n")
     cmd = [
         sys.executable,
         "-m",
@@ -148,29 +148,25 @@ def test_a_killed_run_leaves_nothing_that_looks_finished(tmp_path):
     ]
     proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True)
     try:
+        # The job's partial folder exists from its start; kill the run inside the job.
         deadline = time.monotonic() + 120
-        # Wait until the job is under way (its loop runs), then kill it without warning.
-        while time.monotonic() < deadline and proc.poll() is None:
-            if (out / "report.json").exists():
-                break
-            if out.exists() and any(out.iterdir()):
-                time.sleep(1.0)
-                break
-            time.sleep(0.2)
-        else:
-            time.sleep(4.0)
-        assert proc.poll() is None, "the run finished before it could be killed"
+        while time.monotonic() < deadline and not list(out.glob(".ball__style.*.partial")):
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.1)
+        time.sleep(2.0)
+        assert proc.poll() is None
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(30)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert not (out / "ball__style" / COMPLETE_MARKER).exists()
-    quick = tiny_preset(tmp_path)
-    result = invoke("stylize", mesh, style, "-o", out, "--preset", quick, "-q")
+    assert list(out.glob(".ball__style.*.partial"))  # the half-written job is hidden...
+    assert not (out / "ball__style").exists()  # ...and nothing looks finished
+    result = invoke("stylize", mesh, style, "-o", out, "--preset", tiny_preset(tmp_path), "-q")
     assert result.exit_code == 0
     assert (out / "ball__style" / COMPLETE_MARKER).is_file()
     assert json.loads((out / "report.json").read_text())["jobs"][0]["status"] == "done"
+    assert not list(out.glob(".*"))  # the leftover was cleaned up
 
 
 def test_face_limit_and_decimation(tmp_path):

@@ -24,6 +24,14 @@ def test_paper_preset_has_the_original_settings():
     assert (s.elevation_min, s.elevation_max, s.distance_noise) == (20.0, 40.0, 0.1)
 
 
+def test_a_users_file_changes_only_its_keys(tmp_path):
+    path = tmp_path / "few.toml"
+    path.write_text("iterations = 3\n")
+    s = resolve_settings(str(path), base="deepdream")
+    assert s.iterations == 3
+    assert s.background == resolve_settings("deepdream").background == "random-grey"
+
+
 def test_texture_and_shape_only():
     assert not resolve_settings("texture-only").optimise_vertices
     assert not resolve_settings("shape-only").optimise_textures

@@ -24,6 +24,8 @@ from meshstyle.jobs import COMPLETE_MARKER, Job, commit_folder, write_marker
 from meshstyle.runtime import Device
 from meshstyle.settings import EditSettings
 
+#: Suffix of a job's folder while it is being written.
+PARTIAL_SUFFIX = ".partial"
 #: Views of the before/after sheet: (elevation, azimuth) in degrees.
 SHEET_VIEWS = ((30.0, 0.0), (30.0, 90.0), (30.0, 180.0), (30.0, 270.0))
 
@@ -122,6 +124,10 @@ def run_job(
 ) -> JobOutcome:
     """Run one job and write its folder; errors propagate to the caller.
 
+    The job writes into a hidden ``.partial`` folder inside OUT from its start (its settings
+    first), which is renamed into place after the completion marker; whatever an earlier,
+    interrupted run of the same job left there is removed first.
+
     Args:
         job: what to edit.
         settings: resolved settings.
@@ -131,17 +137,62 @@ def run_job(
         decimate: simplify meshes above this face count first.
         progress: called with each :class:`meshstyle.edit.StepReport`.
     """
+    start = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    remove_partials(job, out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{job.name}.", suffix=PARTIAL_SUFFIX, dir=out))
+    try:
+        outputs, losses, timing = _write_job(
+            job, settings, tmp, device, max_faces, decimate, progress
+        )
+        seconds = time.perf_counter() - start
+        write_marker(
+            tmp,
+            {"job": job.name, "seconds": round(seconds, 3), "losses": losses, "outputs": outputs},
+        )
+        commit_folder(tmp, job.folder(out), overwrite=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    folder = job.folder(out)
+    return JobOutcome(
+        job,
+        "done",
+        seconds=time.perf_counter() - start,
+        losses=losses,
+        outputs={k: str(folder / v) for k, v in outputs.items()},
+        timing=timing,
+    )
+
+
+def remove_partials(job: Job, out: Path) -> None:
+    """Remove what an interrupted earlier run of this job left behind."""
+    for leftover in out.glob(f".{job.name}.*{PARTIAL_SUFFIX}"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _write_job(job, settings, folder: Path, device, max_faces, decimate, progress):
+    """Edit the job's mesh and write every output but the marker into ``folder``.
+
+    Returns:
+        (output file names by kind, first/final losses, timing of the loop).
+    """
     from meshstyle import export
     from meshstyle.commands.render import initial_colours
     from meshstyle.edit import edit_mesh
+    from meshstyle.fsutil import atomic_write_text
     from meshstyle.images import contact_sheet, save_gif, save_png
     from meshstyle.mesh import decimate as decimate_mesh
     from meshstyle.mesh import load_mesh, normalise
     from meshstyle.preview import render_frames, turntable_angles
 
-    start = time.perf_counter()
-    limit = None if decimate else max_faces
-    mesh = load_mesh(job.mesh, max_faces=limit)
+    header = f'# meshstyle {job.kind}\nmesh = "{job.mesh}"\n'
+    if job.style is not None:
+        header += f'style = "{job.style}"\n'
+    atomic_write_text(folder / "settings.toml", header + settings.to_toml())
+    outputs = {"settings": "settings.toml"}
+
+    mesh = load_mesh(job.mesh, max_faces=None if decimate else max_faces)
     if decimate and len(mesh.faces) > decimate:
         mesh = decimate_mesh(mesh, decimate)
     normalised, transform = normalise(mesh)
@@ -168,51 +219,24 @@ def run_job(
         backend=device.backend,
     )
 
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{job.name}.", suffix=".partial", dir=out))
-    try:
-        stem = job.name.split("__")[0]
-        edited = transform.invert(result.vertices.cpu().numpy().astype(np.float64))
-        cubes = result.colours.cpu().numpy()
-        mesh_faces = normalised.faces
-        written = export.write_obj(tmp, stem, edited, mesh_faces, cubes)
-        outputs = {kind: Path(path).name for kind, path in written.items()}
-        export.write_glb(tmp / f"{stem}.glb", edited, mesh_faces, cubes)
-        outputs["glb"] = f"{stem}.glb"
-        save_gif(tmp / "turntable.gif", turntable)
-        outputs["turntable"] = "turntable.gif"
-        save_png(tmp / "before_after.png", contact_sheet([before, after], ["before", "after"]))
-        outputs["sheet"] = "before_after.png"
-        from meshstyle.fsutil import atomic_write_text
-
-        atomic_write_text(tmp / "loss.csv", _loss_csv(result.history))
-        outputs["losses"] = "loss.csv"
-        header = f'# meshstyle {job.kind}\nmesh = "{job.mesh}"\n'
-        if job.style is not None:
-            header += f'style = "{job.style}"\n'
-        atomic_write_text(tmp / "settings.toml", header + settings.to_toml())
-        outputs["settings"] = "settings.toml"
-        first = result.history[0] if result.history else {}
-        final = result.history[-1] if result.history else {}
-        losses = {"first": first, "final": final, "skipped_steps": result.skipped_steps}
-        seconds = time.perf_counter() - start
-        write_marker(
-            tmp,
-            {"job": job.name, "seconds": round(seconds, 3), "losses": losses, "outputs": outputs},
-        )
-        commit_folder(tmp, job.folder(out), overwrite=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    folder = job.folder(out)
-    return JobOutcome(
-        job,
-        "done",
-        seconds=time.perf_counter() - start,
-        losses=losses,
-        outputs={k: str(folder / v) for k, v in outputs.items()},
-        timing=result.timing,
-    )
+    stem = job.name.split("__")[0]
+    edited = transform.invert(result.vertices.cpu().numpy().astype(np.float64))
+    cubes = result.colours.cpu().numpy()
+    baked = export.bake_atlas(cubes)
+    written = export.write_obj(folder, stem, edited, normalised.faces, cubes, baked=baked)
+    outputs.update({kind: Path(path).name for kind, path in written.items()})
+    export.write_glb(folder / f"{stem}.glb", edited, normalised.faces, cubes, baked=baked)
+    outputs["glb"] = f"{stem}.glb"
+    save_gif(folder / "turntable.gif", turntable)
+    outputs["turntable"] = "turntable.gif"
+    save_png(folder / "before_after.png", contact_sheet([before, after], ["before", "after"]))
+    outputs["sheet"] = "before_after.png"
+    atomic_write_text(folder / "loss.csv", _loss_csv(result.history))
+    outputs["losses"] = "loss.csv"
+    first = result.history[0] if result.history else {}
+    final = result.history[-1] if result.history else {}
+    losses = {"first": first, "final": final, "skipped_steps": result.skipped_steps}
+    return outputs, losses, result.timing
 
 
 def skipped_outcome(job: Job, out: Path) -> JobOutcome:
