@@ -20,9 +20,9 @@ order, and every pixel thread tests only those. Keeping the order makes the z-bu
 deterministic (nearest depth, ties to the lower face index, as on the CPU) without atomics,
 global face lists or a host round trip to size them.
 
-Backward: per-pixel scan records (a thread per pixel) -> next-active pointers (a thread per
-row and per column) -> per-face gradients (a thread per face, writing only its own slots: no
-races, no atomics, deterministic).
+Backward: per-pixel scan channels in row and column layouts (a thread per pixel) ->
+active-run links (a thread per row and per column) -> per-face gradients (a thread per face,
+writing only its own slots: no races, no atomics, deterministic).
 
 Exact arithmetic. CUDA compilers fuse a multiply and an add into one FMA by default, which
 rounds once instead of twice: results would differ from the CPU kernels in the last bits, and
@@ -100,7 +100,7 @@ setup_face = _device.setup_face
 fragment = _device.fragment
 shade_pixel = _device.shade_pixel
 pack_pixel = _device.pack_pixel
-is_active = _device.is_active
+link_line = _device.link_line
 kato_face_gradient = _device.kato_face_gradient
 interior_face_gradient = _device.interior_face_gradient
 finite_or_zero = _device.finite_or_zero
@@ -343,29 +343,26 @@ def forward(
 def pack_scans(
     rgb,
     alpha,
+    depth,
     grad_rgb,
     grad_alpha,
     use_rgb_grad,
     use_alpha_grad,
     face_index,
-    depth,
     scan_x,
     scan_y,
     faces_y,
-    depth_y,
-    active,
 ):
-    """Scan records of every pixel in row-major and column-major layouts, a thread per pixel.
+    """Scan channels of every pixel in row and column layouts, a thread per pixel.
 
     Args:
         rgb: (B, 3, H, W) float32; alpha, depth: (B, H, W) float32.
         grad_rgb: (B, 3, H, W) float32; grad_alpha: (B, H, W) float32 (each ignored unless
             its flag is set).
         face_index: (B, H, W) int32.
-        scan_x: (B, H, W, 8) float32, written; scan_y: (B, W, H, 8) float32, written.
+        scan_x: (B, H, SCAN_CHANNELS, W) float32, written.
+        scan_y: (B, W, SCAN_CHANNELS, H) float32, written.
         faces_y: (B, W, H) int32, written (transpose of face_index).
-        depth_y: (B, W, H) float32, written (transpose of depth).
-        active: (B, H, W) uint8, written (see geometry.is_active).
     """
     n_batch, height, width = face_index.shape
     item = cuda.grid(1)
@@ -380,6 +377,7 @@ def pack_scans(
         col,
         rgb,
         alpha,
+        depth,
         grad_rgb,
         grad_alpha,
         use_rgb_grad,
@@ -388,52 +386,28 @@ def pack_scans(
         scan_y,
     )
     faces_y[b, col, row] = face_index[b, row, col]
-    depth_y[b, col, row] = depth[b, row, col]
-    active[b, row, col] = 1 if is_active(scan_x, b, row, col, use_rgb_grad) else 0
 
 
 @cuda.jit(**_JIT_OPTIONS)
-def link_active(active, next_x, next_y):
-    """Next active pixel in both directions along every row and column.
-
-    A thread per row (items below B * H) and per column (the rest).
+def link_scans(scan_x, scan_y, use_rgb_grad, links_x, links_y):
+    """Active-run links along every row and every column, a thread per line.
 
     Args:
-        active: (B, H, W) uint8.
-        next_x: (B, H, W, 2) int32, written: ``[..., 0]`` the first active column >= col
-            (W if none), ``[..., 1]`` the last active column <= col (-1 if none).
-        next_y: (B, W, H, 2) int32, written: the same along each column, over rows.
+        scan_x: (B, H, SCAN_CHANNELS, W); scan_y: (B, W, SCAN_CHANNELS, H) float32.
+        use_rgb_grad: whether colour gradients decide which pixels are active.
+        links_x: (B, H, W, 4) int32, written; links_y: (B, W, H, 4) int32, written (see
+            geometry.link_line).
     """
-    n_batch, height, width = active.shape
+    n_batch, height, width = scan_x.shape[0], scan_x.shape[1], scan_x.shape[3]
     item = cuda.grid(1)
-    if item < n_batch * height:
-        b = item // height
-        row = item % height
-        nxt = width
-        for col in range(width - 1, -1, -1):
-            if active[b, row, col]:
-                nxt = col
-            next_x[b, row, col, 0] = nxt
-        prv = -1
-        for col in range(width):
-            if active[b, row, col]:
-                prv = col
-            next_x[b, row, col, 1] = prv
+    if item >= n_batch * (height + width):
         return
-    item -= n_batch * height
-    if item < n_batch * width:
-        b = item // width
-        col = item % width
-        nxt = height
-        for row in range(height - 1, -1, -1):
-            if active[b, row, col]:
-                nxt = row
-            next_y[b, col, row, 0] = nxt
-        prv = -1
-        for row in range(height):
-            if active[b, row, col]:
-                prv = row
-            next_y[b, col, row, 1] = prv
+    b = item // (height + width)
+    line = item % (height + width)
+    if line < height:
+        link_line(scan_x, b, line, width, use_rgb_grad, links_x)
+    else:
+        link_line(scan_y, b, line - height, height, use_rgb_grad, links_y)
 
 
 @cuda.jit(**_JIT_OPTIONS)
@@ -442,12 +416,10 @@ def face_gradients(
     face_bbox,
     face_index,
     scan_x,
-    depth_x,
-    next_x,
+    links_x,
     scan_y,
     faces_y,
-    depth_y,
-    next_y,
+    links_y,
     grad_rgb,
     grad_depth,
     use_vertex_grad,
@@ -464,9 +436,9 @@ def face_gradients(
 
     Args:
         face_info: (B, F, FACE_INFO_SIZE) float64; face_bbox: (B, F, 4) int32.
-        face_index: (B, H, W) int32 (also the row-major scan faces).
-        scan_x, depth_x, next_x / scan_y, faces_y, depth_y, next_y: scan arrays of
-            :func:`pack_scans` and :func:`link_active`.
+        face_index: (B, H, W) int32 (also the row scan faces).
+        scan_x, links_x / scan_y, faces_y, links_y: the row and column scan arrays of
+            :func:`pack_scans` and :func:`link_scans`.
         grad_rgb: (B, 3, H, W) float32; grad_depth: (B, H, W) float32.
         use_*: which terms to compute; occlusion_aware, eps: see ``rasterize``.
         grad_face_vertices: (B, F, 3, 3) float64, written.
@@ -498,12 +470,10 @@ def face_gradients(
             width,
             scan_x,
             face_index,
-            depth_x,
-            next_x,
+            links_x,
             scan_y,
             faces_y,
-            depth_y,
-            next_y,
+            links_y,
             occlusion_aware,
             eps,
             grad_face_vertices,
@@ -567,53 +537,52 @@ def backward(
     use_alpha_grad = grad_alpha is not None
     use_depth_grad = grad_depth is not None
     use_kato = use_vertex_grad and (use_rgb_grad or use_alpha_grad)
+    channels = geometry.SCAN_CHANNELS
     with _Launcher(face_info, face_index) as launcher:
         face_info = launcher.input(face_info)
         face_bbox = launcher.input(face_bbox)
         face_index = launcher.input(face_index)
-        alpha = launcher.input(alpha)
-        depth = launcher.input(depth)
         grad_face_vertices = launcher.output(grad_face_vertices)
         grad_textures = launcher.output(grad_textures)
         # Unused inputs still need arrays of the right rank for the kernels' types.
         empty_image = launcher.scratch((1, 1, 1, 1), np.float32, zero=True)
         empty_map = launcher.scratch((1, 1, 1), np.float32, zero=True)
-        rgb = launcher.input(rgb) if use_rgb_grad else empty_image
         grad_rgb = launcher.input(grad_rgb) if use_rgb_grad else empty_image
-        grad_alpha = launcher.input(grad_alpha) if use_alpha_grad else empty_map
         grad_depth = launcher.input(grad_depth) if use_depth_grad else empty_map
         if use_kato:
-            record = geometry.RECORD_SIZE
-            scan_x = launcher.scratch((n_batch, height, width, record), np.float32)
-            scan_y = launcher.scratch((n_batch, width, height, record), np.float32)
+            scan_x = launcher.scratch((n_batch, height, channels, width), np.float32)
+            scan_y = launcher.scratch((n_batch, width, channels, height), np.float32)
             faces_y = launcher.scratch((n_batch, width, height), np.int32)
-            depth_y = launcher.scratch((n_batch, width, height), np.float32)
-            active = launcher.scratch((n_batch, height, width), np.uint8)
-            next_x = launcher.scratch((n_batch, height, width, 2), np.int32)
-            next_y = launcher.scratch((n_batch, width, height, 2), np.int32)
+            links_x = launcher.scratch((n_batch, height, width, 4), np.int32)
+            links_y = launcher.scratch((n_batch, width, height, 4), np.int32)
             launcher.per_item(
                 pack_scans,
                 n_batch * height * width,
-                rgb,
-                alpha,
+                launcher.input(rgb) if use_rgb_grad else empty_image,
+                launcher.input(alpha),
+                launcher.input(depth),
                 grad_rgb,
-                grad_alpha,
+                launcher.input(grad_alpha) if use_alpha_grad else empty_map,
                 use_rgb_grad,
                 use_alpha_grad,
                 face_index,
-                depth,
                 scan_x,
                 scan_y,
                 faces_y,
-                depth_y,
-                active,
             )
-            launcher.per_item(link_active, n_batch * (height + width), active, next_x, next_y)
+            launcher.per_item(
+                link_scans,
+                n_batch * (height + width),
+                scan_x,
+                scan_y,
+                use_rgb_grad,
+                links_x,
+                links_y,
+            )
         else:
-            scan_x = scan_y = launcher.scratch((1, 1, 1, geometry.RECORD_SIZE), np.float32)
+            scan_x = scan_y = launcher.scratch((1, 1, channels, 1), np.float32, zero=True)
             faces_y = launcher.scratch((1, 1, 1), np.int32, zero=True)
-            depth_y = empty_map
-            next_x = next_y = launcher.scratch((1, 1, 1, 2), np.int32, zero=True)
+            links_x = links_y = launcher.scratch((1, 1, 1, 4), np.int32, zero=True)
         launcher.per_item(
             face_gradients,
             n_batch * n_faces,
@@ -621,12 +590,10 @@ def backward(
             face_bbox,
             face_index,
             scan_x,
-            depth,
-            next_x,
+            links_x,
             scan_y,
             faces_y,
-            depth_y,
-            next_y,
+            links_y,
             grad_rgb,
             grad_depth,
             bool(use_vertex_grad),
@@ -731,7 +698,7 @@ class _Launcher:
             return
         with _exact_arithmetic(), warnings.catch_warnings():
             # numba warns about grids under 128 blocks; small images and short passes such
-            # as link_active have them by nature, and the warning would reach users.
+            # as link_scans have them by nature, and the warning would reach users.
             warnings.filterwarnings("ignore", message="Grid size")
             kernel[blocks, threads, self._stream](*args)
 
