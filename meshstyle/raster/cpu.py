@@ -8,18 +8,33 @@ Forward: per-face setup (parallel over faces) -> binning of faces into square ti
 pixel boxes, in face order (serial per image, cheap) -> per-tile z-buffer and shading
 (parallel over tiles; each tile only tests the faces binned to it).
 
-Backward: per-pixel scan records and next-active pointers (parallel over pixels, rows and
-columns) -> per-face gradients (parallel over faces; each face writes only its own slots, so
-there are no races and no atomics).
+Backward: per-pixel scan channels in row and column layouts (parallel over pixel blocks) ->
+active-run links along every row and column (parallel over lines) -> per-face gradients
+(parallel over faces; each face writes only its own slots, so there are no races and no
+atomics).
 
-Kernels compile once and are cached on disk. Numba keys that cache on this file alone, not on
-the geometry functions compiled into the kernels, so a change to ``geometry.py`` is detected
-here and the stale cache entries are dropped.
+Compilation. Geometry functions are inlined into the kernels (numba-IR inlining: a measured
+5x on the forward pass over LLVM's own choices), array indices that cannot be negative are
+unsigned (no wraparound select, so scans vectorise) and division follows NumPy's error
+model (no zero-division branch; every division here is guarded or cannot see zero). Only
+:func:`geometry.long_expansion_run`, a sum, gets fast-math (reassociation lets it vectorise);
+coverage and depth decisions never do. Kernels compile once and are cached on disk. Numba
+keys that cache on this file alone, not on the geometry compiled into the kernels, so a
+change to ``geometry.py`` is detected here and the stale entries are dropped.
+
+Threads. Unless the user chose a numba threading layer, the portable ``workqueue`` layer
+is used: numba's OpenMP layer shares torch's OpenMP runtime, whose idle threads spin, and on
+a machine whose cores are busy (other processes, or torch's own pool right after an op)
+every parallel region then waited for a time slice: 12 ms per kernel launch measured on a
+loaded 2-core machine against 0.2 ms with ``workqueue``. That layer must not be entered
+from two threads at once, so the drivers hold a lock.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 from pathlib import Path
 
 import numba
@@ -29,14 +44,33 @@ from numba import njit, prange
 from . import geometry
 
 TILE = 16  # pixels per tile side in the forward binning
+BLOCK = 32  # pixels per block side when packing scan channels (a cache-friendly transpose)
 CHUNKS_PER_THREAD = 32  # interleaved work chunks per thread, for load balance
+# Flags for the one reduction that gains from them: no effect on which pixels count.
+FAST_SUM = {"reassoc", "nsz", "arcp", "contract"}
 
-_device = geometry.compile_functions(njit)
+if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
+    numba.config.THREADING_LAYER = "workqueue"
+
+_LOCK = threading.Lock()
+
+
+@njit(inline="always")
+def _unsigned(index):
+    return numba.uint64(index)
+
+
+_device = geometry.compile_functions(
+    njit(inline="always", error_model="numpy"),
+    decorators={"long_expansion_run": njit(error_model="numpy", fastmath=FAST_SUM)},
+    replacements={"unsigned": _unsigned},
+)
+unsigned = _device.unsigned
 setup_face = _device.setup_face
 fragment = _device.fragment
 shade_pixel = _device.shade_pixel
 pack_pixel = _device.pack_pixel
-is_active = _device.is_active
+link_line = _device.link_line
 kato_face_gradient = _device.kato_face_gradient
 interior_face_gradient = _device.interior_face_gradient
 finite_or_zero = _device.finite_or_zero
@@ -49,10 +83,27 @@ def _chunks(n_items: int) -> int:
     return max(1, min(n_items, CHUNKS_PER_THREAD * numba.get_num_threads()))
 
 
+class _Scratch:
+    """Reusable scratch arrays, so repeated calls do not page-fault fresh memory each time."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        array = self._arrays.get(name)
+        if array is None or array.shape != shape or array.dtype != dtype:
+            array = np.empty(shape, dtype=dtype)
+            self._arrays[name] = array
+        return array
+
+
+_SCRATCH = _Scratch()
+
+
 # --------------------------------------------------------------------------- forward
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def setup_faces(face_vertices, height, width, face_info, face_bbox):
     """Screen setup of every face.
 
@@ -69,7 +120,7 @@ def setup_faces(face_vertices, height, width, face_info, face_bbox):
         )
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def count_bins(face_bbox, tile, tiles_x, counts):
     """Number of faces whose pixel box touches each tile.
 
@@ -95,7 +146,7 @@ def count_bins(face_bbox, tile, tiles_x, counts):
                     counts[b, ty * tiles_x + tx] += 1
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def fill_bins(face_bbox, tile, tiles_x, cursor, bin_faces):
     """List, per tile and in increasing face order, the faces whose box touches it.
 
@@ -121,7 +172,7 @@ def fill_bins(face_bbox, tile, tiles_x, cursor, bin_faces):
                     cursor[b, t] += 1
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def raster_tiles(
     face_info,
     face_bbox,
@@ -161,6 +212,7 @@ def raster_tiles(
         zbuffer: (B, H, W) float64 scratch.
         rgb: (B, 3, H, W) float32, written when ``use_rgb``.
         alpha, depth: (B, H, W) float32, written.
+        n_chunks: number of interleaved work chunks.
     """
     n_batch, height, width = face_index.shape
     tiles_y = (height + tile - 1) // tile
@@ -175,9 +227,10 @@ def raster_tiles(
             row1 = min(row0 + tile, height) - 1
             col1 = min(col0 + tile, width) - 1
             for row in range(row0, row1 + 1):
+                r = unsigned(row)
                 for col in range(col0, col1 + 1):
-                    face_index[b, row, col] = -1
-                    zbuffer[b, row, col] = np.inf
+                    face_index[b, r, unsigned(col)] = -1
+                    zbuffer[b, r, unsigned(col)] = np.inf
             for k in range(bin_start[b, t], bin_start[b, t + 1]):
                 f = bin_faces[k]
                 u0 = face_info[b, f, 0]
@@ -192,6 +245,7 @@ def raster_tiles(
                 area = face_info[b, f, 9]
                 for row in range(max(face_bbox[b, f, 0], row0), min(face_bbox[b, f, 1], row1) + 1):
                     pv = float(row)
+                    r = unsigned(row)
                     for col in range(
                         max(face_bbox[b, f, 2], col0), min(face_bbox[b, f, 3], col1) + 1
                     ):
@@ -199,10 +253,11 @@ def raster_tiles(
                             u0, v0, u1, v1, u2, v2, area, iz0, iz1, iz2, float(col), pv, near, far
                         )
                         if hit:
-                            zb = zbuffer[b, row, col]
-                            if z < zb or (z == zb and f < face_index[b, row, col]):
-                                zbuffer[b, row, col] = z
-                                face_index[b, row, col] = f
+                            c = unsigned(col)
+                            zb = zbuffer[b, r, c]
+                            if z < zb or (z == zb and f < face_index[b, r, c]):
+                                zbuffer[b, r, c] = z
+                                face_index[b, r, c] = f
             for row in range(row0, row1 + 1):
                 for col in range(col0, col1 + 1):
                     shade_pixel(
@@ -251,72 +306,71 @@ def forward(
         alpha, depth: (B, H, W) float32, written.
     """
     n_batch, height, width = face_index.shape
-    setup_faces(face_vertices, height, width, face_info, face_bbox)
     tiles_x = (width + TILE - 1) // TILE
     tiles_y = (height + TILE - 1) // TILE
-    counts = np.empty((n_batch, tiles_x * tiles_y), dtype=np.int64)
-    count_bins(face_bbox, TILE, tiles_x, counts)
-    bin_start = np.zeros((n_batch, counts.shape[1] + 1), dtype=np.int64)
-    flat = np.cumsum(counts.ravel())
-    bin_start[:, 1:] = flat.reshape(counts.shape)
-    bin_start[1:, 0] = bin_start[:-1, -1]
-    cursor = bin_start[:, :-1].copy()  # a copy: fill_bins advances it
-    bin_faces = np.empty(int(flat[-1]) if flat.size else 0, dtype=np.int32)
-    fill_bins(face_bbox, TILE, tiles_x, cursor, bin_faces)
-    zbuffer = np.empty((n_batch, height, width), dtype=np.float64)
-    raster_tiles(
-        face_info,
-        face_bbox,
-        TILE,
-        tiles_x,
-        bin_start,
-        bin_faces,
-        textures,
-        background,
-        use_rgb,
-        float(near),
-        float(far),
-        face_index,
-        zbuffer,
-        rgb,
-        alpha,
-        depth,
-        _chunks(counts.size),
-    )
+    with _LOCK:
+        setup_faces(face_vertices, height, width, face_info, face_bbox)
+        counts = _SCRATCH.get("counts", (n_batch, tiles_x * tiles_y), np.int64)
+        count_bins(face_bbox, TILE, tiles_x, counts)
+        bin_start = np.zeros((n_batch, counts.shape[1] + 1), dtype=np.int64)
+        flat = np.cumsum(counts.ravel())
+        bin_start[:, 1:] = flat.reshape(counts.shape)
+        bin_start[1:, 0] = bin_start[:-1, -1]
+        cursor = bin_start[:, :-1].copy()  # a copy: fill_bins advances it
+        bin_faces = np.empty(int(flat[-1]), dtype=np.int32)
+        fill_bins(face_bbox, TILE, tiles_x, cursor, bin_faces)
+        zbuffer = _SCRATCH.get("zbuffer", (n_batch, height, width), np.float64)
+        raster_tiles(
+            face_info,
+            face_bbox,
+            TILE,
+            tiles_x,
+            bin_start,
+            bin_faces,
+            textures,
+            background,
+            use_rgb,
+            float(near),
+            float(far),
+            face_index,
+            zbuffer,
+            rgb,
+            alpha,
+            depth,
+            _chunks(counts.size),
+        )
 
 
 # --------------------------------------------------------------------------- backward
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def pack_scans(
     rgb,
     alpha,
+    depth,
     grad_rgb,
     grad_alpha,
     use_rgb_grad,
     use_alpha_grad,
     face_index,
-    depth,
     scan_x,
     scan_y,
     faces_y,
-    depth_y,
-    active,
 ):
-    """Scan records of every pixel in row-major and column-major layouts.
+    """Scan channels of every pixel in row and column layouts (see geometry.pack_pixel).
 
     Args:
         rgb: (B, 3, H, W) float32; alpha, depth: (B, H, W) float32.
         grad_rgb: (B, 3, H, W) float32; grad_alpha: (B, H, W) float32 (each ignored unless
             its flag is set).
         face_index: (B, H, W) int32.
-        scan_x: (B, H, W, 8) float32, written; scan_y: (B, W, H, 8) float32, written.
+        scan_x: (B, H, SCAN_CHANNELS, W) float32, written.
+        scan_y: (B, W, SCAN_CHANNELS, H) float32, written (the transpose).
         faces_y: (B, W, H) int32, written (transpose of face_index).
-        depth_y: (B, W, H) float32, written (transpose of depth).
-        active: (B, H, W) uint8, written (see geometry.is_active).
     """
     n_batch, height, width = face_index.shape
+    channels = scan_x.shape[2]
     for item in prange(n_batch * height):
         b = item // height
         row = item % height
@@ -327,69 +381,84 @@ def pack_scans(
                 col,
                 rgb,
                 alpha,
+                depth,
                 grad_rgb,
                 grad_alpha,
                 use_rgb_grad,
                 use_alpha_grad,
                 scan_x,
-                scan_y,
             )
-            faces_y[b, col, row] = face_index[b, row, col]
-            depth_y[b, col, row] = depth[b, row, col]
-            active[b, row, col] = 1 if is_active(scan_x, b, row, col, use_rgb_grad) else 0
+    # The transpose goes block by block so that reads and writes both stay in cache.
+    blocks_y = (height + BLOCK - 1) // BLOCK
+    blocks_x = (width + BLOCK - 1) // BLOCK
+    for item in prange(n_batch * blocks_x):
+        b = item // blocks_x
+        col0 = item % blocks_x * BLOCK
+        col1 = min(col0 + BLOCK, width)
+        for block in range(blocks_y):
+            row0 = block * BLOCK
+            row1 = min(row0 + BLOCK, height)
+            for col in range(col0, col1):
+                c = unsigned(col)
+                for row in range(row0, row1):
+                    faces_y[b, c, unsigned(row)] = face_index[b, unsigned(row), c]
+                for k in range(channels):
+                    for row in range(row0, row1):
+                        scan_y[b, c, k, unsigned(row)] = scan_x[b, unsigned(row), k, c]
 
 
-@njit(parallel=True, cache=True)
-def link_active(active, next_x, next_y):
-    """Next active pixel in both directions along every row and column.
+@njit(parallel=True, cache=True, error_model="numpy")
+def link_scans(scan_x, scan_y, use_rgb_grad, links_x, links_y):
+    """Active-run links along every row and every column (see geometry.link_line).
 
     Args:
-        active: (B, H, W) uint8.
-        next_x: (B, H, W, 2) int32, written: ``[..., 0]`` the first active column >= col
-            (W if none), ``[..., 1]`` the last active column <= col (-1 if none).
-        next_y: (B, W, H, 2) int32, written: the same along each column, over rows.
+        scan_x: (B, H, SCAN_CHANNELS, W); scan_y: (B, W, SCAN_CHANNELS, H) float32.
+        links_x: (B, H, W, 4) int32, written; links_y: (B, W, H, 4) int32, written.
     """
-    n_batch, height, width = active.shape
-    for item in prange(n_batch * height):
-        b = item // height
-        row = item % height
-        nxt = width
-        for col in range(width - 1, -1, -1):
-            if active[b, row, col]:
-                nxt = col
-            next_x[b, row, col, 0] = nxt
-        prv = -1
-        for col in range(width):
-            if active[b, row, col]:
-                prv = col
-            next_x[b, row, col, 1] = prv
-    for item in prange(n_batch * width):
-        b = item // width
-        col = item % width
-        nxt = height
-        for row in range(height - 1, -1, -1):
-            if active[b, row, col]:
-                nxt = row
-            next_y[b, col, row, 0] = nxt
-        prv = -1
+    n_batch, height, width = scan_x.shape[0], scan_x.shape[1], scan_x.shape[3]
+    for item in prange(n_batch * (height + width)):
+        b = item // (height + width)
+        line = item % (height + width)
+        if line < height:
+            link_line(scan_x, b, line, width, use_rgb_grad, links_x)
+        else:
+            link_line(scan_y, b, line - height, height, use_rgb_grad, links_y)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def mark_visible(face_index, visible):
+    """Flag the faces visible at one pixel or more.
+
+    A face visible nowhere has no gradient at all: its texture and depth terms sum over its
+    visible pixels, contraction only moves its edges over its own pixels and expansion
+    starts from one of them. The backward pass skips such faces (often half of a closed
+    mesh).
+
+    Args:
+        face_index: (B, H, W) int32.
+        visible: (B, F) uint8, written.
+    """
+    n_batch, height, width = face_index.shape
+    for b in prange(n_batch):
+        for f in range(visible.shape[1]):
+            visible[b, f] = 0
         for row in range(height):
-            if active[b, row, col]:
-                prv = row
-            next_y[b, col, row, 1] = prv
+            for col in range(width):
+                f = face_index[b, unsigned(row), unsigned(col)]
+                if f >= 0:
+                    visible[b, f] = 1
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def face_gradients(
     face_info,
     face_bbox,
     face_index,
     scan_x,
-    depth_x,
-    next_x,
+    links_x,
     scan_y,
     faces_y,
-    depth_y,
-    next_y,
+    links_y,
     grad_rgb,
     grad_depth,
     use_vertex_grad,
@@ -400,19 +469,21 @@ def face_gradients(
     eps,
     grad_face_vertices,
     grad_textures,
+    visible,
     n_chunks,
 ):
     """Gradients of every face: Kato's x/y term plus exact depth and texture terms.
 
     Args:
         face_info: (B, F, FACE_INFO_SIZE) float64; face_bbox: (B, F, 4) int32.
-        face_index: (B, H, W) int32 (also the row-major scan faces).
-        scan_x, depth_x, next_x / scan_y, faces_y, depth_y, next_y: scan arrays of
-            :func:`pack_scans` and :func:`link_active`.
+        face_index: (B, H, W) int32 (also the row scan faces).
+        scan_x, links_x / scan_y, faces_y, links_y: the row and column scan arrays of
+            :func:`pack_scans` and :func:`link_scans`.
         grad_rgb: (B, 3, H, W) float32; grad_depth: (B, H, W) float32.
         use_*: which terms to compute; occlusion_aware, eps: see ``rasterize``.
         grad_face_vertices: (B, F, 3, 3) float64, written.
         grad_textures: (B, F, T, T, T, 3) float32, written when ``use_texture_grad``.
+        visible: (B, F) uint8 from :func:`mark_visible`; other faces get zero gradients.
         n_chunks: number of interleaved work chunks.
     """
     n_batch, n_faces = face_info.shape[0], face_info.shape[1]
@@ -432,6 +503,8 @@ def face_gradients(
                         for k in range(texture_size):
                             for c in range(3):
                                 grad_textures[b, f, i, j, k, c] = 0.0
+            if not visible[b, f]:
+                continue
             if use_vertex_grad and use_kato:
                 kato_face_gradient(
                     b,
@@ -441,12 +514,10 @@ def face_gradients(
                     width,
                     scan_x,
                     face_index,
-                    depth_x,
-                    next_x,
+                    links_x,
                     scan_y,
                     faces_y,
-                    depth_y,
-                    next_y,
+                    links_y,
                     occlusion_aware,
                     eps,
                     grad_face_vertices,
@@ -513,58 +584,56 @@ def backward(
     grad_rgb_arg = grad_rgb if use_rgb_grad else empty_image
     grad_alpha_arg = grad_alpha if use_alpha_grad else empty_map
     grad_depth_arg = grad_depth if use_depth_grad else empty_map
-    if use_kato:
-        scan_x = np.empty((n_batch, height, width, geometry.RECORD_SIZE), dtype=np.float32)
-        scan_y = np.empty((n_batch, width, height, geometry.RECORD_SIZE), dtype=np.float32)
-        faces_y = np.empty((n_batch, width, height), dtype=np.int32)
-        depth_y = np.empty((n_batch, width, height), dtype=np.float32)
-        active = np.empty((n_batch, height, width), dtype=np.uint8)
-        pack_scans(
-            rgb_arg,
-            alpha,
-            grad_rgb_arg,
-            grad_alpha_arg,
-            use_rgb_grad,
-            use_alpha_grad,
+    channels = geometry.SCAN_CHANNELS
+    with _LOCK:
+        if use_kato:
+            scan_x = _SCRATCH.get("scan_x", (n_batch, height, channels, width), np.float32)
+            scan_y = _SCRATCH.get("scan_y", (n_batch, width, channels, height), np.float32)
+            faces_y = _SCRATCH.get("faces_y", (n_batch, width, height), np.int32)
+            links_x = _SCRATCH.get("links_x", (n_batch, height, width, 4), np.int32)
+            links_y = _SCRATCH.get("links_y", (n_batch, width, height, 4), np.int32)
+            pack_scans(
+                rgb_arg,
+                alpha,
+                depth,
+                grad_rgb_arg,
+                grad_alpha_arg,
+                use_rgb_grad,
+                use_alpha_grad,
+                face_index,
+                scan_x,
+                scan_y,
+                faces_y,
+            )
+            link_scans(scan_x, scan_y, use_rgb_grad, links_x, links_y)
+        else:
+            scan_x = scan_y = np.zeros((1, 1, channels, 1), dtype=np.float32)
+            faces_y = np.zeros((1, 1, 1), dtype=np.int32)
+            links_x = links_y = np.zeros((1, 1, 1, 4), dtype=np.int32)
+        visible = _SCRATCH.get("visible", face_info.shape[:2], np.uint8)
+        mark_visible(face_index, visible)
+        face_gradients(
+            face_info,
+            face_bbox,
             face_index,
-            depth,
             scan_x,
+            links_x,
             scan_y,
             faces_y,
-            depth_y,
-            active,
+            links_y,
+            grad_rgb_arg,
+            grad_depth_arg,
+            use_vertex_grad,
+            use_texture_grad,
+            use_depth_grad,
+            use_kato,
+            occlusion_aware,
+            float(eps),
+            grad_face_vertices,
+            grad_textures,
+            visible,
+            _chunks(face_info.shape[0] * face_info.shape[1]),
         )
-        next_x = np.empty((n_batch, height, width, 2), dtype=np.int32)
-        next_y = np.empty((n_batch, width, height, 2), dtype=np.int32)
-        link_active(active, next_x, next_y)
-    else:
-        scan_x = scan_y = np.zeros((1, 1, 1, geometry.RECORD_SIZE), dtype=np.float32)
-        faces_y = np.zeros((1, 1, 1), dtype=np.int32)
-        depth_y = empty_map
-        next_x = next_y = np.zeros((1, 1, 1, 2), dtype=np.int32)
-    face_gradients(
-        face_info,
-        face_bbox,
-        face_index,
-        scan_x,
-        depth,
-        next_x,
-        scan_y,
-        faces_y,
-        depth_y,
-        next_y,
-        grad_rgb_arg,
-        grad_depth_arg,
-        use_vertex_grad,
-        use_texture_grad,
-        use_depth_grad,
-        use_kato,
-        occlusion_aware,
-        float(eps),
-        grad_face_vertices,
-        grad_textures,
-        _chunks(face_info.shape[0] * face_info.shape[1]),
-    )
 
 
 # --------------------------------------------------------------------------- cache guard
@@ -575,7 +644,8 @@ _KERNELS = (
     fill_bins,
     raster_tiles,
     pack_scans,
-    link_active,
+    link_scans,
+    mark_visible,
     face_gradients,
 )
 
