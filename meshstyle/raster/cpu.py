@@ -22,18 +22,15 @@ coverage and depth decisions never do. Kernels compile once and are cached on di
 keys that cache on this file alone, not on the geometry compiled into the kernels, so a
 change to ``geometry.py`` is detected here and the stale entries are dropped.
 
-Threads. Unless the user chose a numba threading layer, the portable ``workqueue`` layer
-is used: numba's OpenMP layer shares torch's OpenMP runtime, whose idle threads spin, and on
-a machine whose cores are busy (other processes, or torch's own pool right after an op)
-every parallel region then waited for a time slice: 12 ms per kernel launch measured on a
-loaded 2-core machine against 0.2 ms with ``workqueue``. That layer must not be entered
-from two threads at once, so the drivers hold a lock.
+Threads. numba's default threading layer is kept: with OpenMP it shares torch's OpenMP
+runtime and threads, so the two do not compete for cores (measured: the portable
+``workqueue`` layer ran the teapot's forward and backward at single-thread speed next to
+torch's spinning pool on 2 cores). The drivers hold a lock because they share scratch.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from pathlib import Path
 
@@ -44,13 +41,10 @@ from numba import njit, prange
 from . import geometry
 
 TILE = 16  # pixels per tile side in the forward binning
-BLOCK = 32  # pixels per block side when packing scan channels (a cache-friendly transpose)
+BLOCK = 16  # pixels per tile side when transposing scan channels (cache-friendly)
 CHUNKS_PER_THREAD = 32  # interleaved work chunks per thread, for load balance
 # Flags for the one reduction that gains from them: no effect on which pixels count.
 FAST_SUM = {"reassoc", "nsz", "arcp", "contract"}
-
-if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
-    numba.config.THREADING_LAYER = "workqueue"
 
 _LOCK = threading.Lock()
 
@@ -388,23 +382,26 @@ def pack_scans(
                 use_alpha_grad,
                 scan_x,
             )
-    # The transpose goes block by block so that reads and writes both stay in cache.
+    # The transpose goes tile by tile, channel by channel, so reads and writes stay in cache.
     blocks_y = (height + BLOCK - 1) // BLOCK
     blocks_x = (width + BLOCK - 1) // BLOCK
-    for item in prange(n_batch * blocks_x):
-        b = item // blocks_x
+    for item in prange(n_batch * blocks_y * blocks_x):
+        b = item // (blocks_y * blocks_x)
+        row0 = (item // blocks_x) % blocks_y * BLOCK
         col0 = item % blocks_x * BLOCK
+        row1 = min(row0 + BLOCK, height)
         col1 = min(col0 + BLOCK, width)
-        for block in range(blocks_y):
-            row0 = block * BLOCK
-            row1 = min(row0 + BLOCK, height)
+        for col in range(col0, col1):
+            for row in range(row0, row1):
+                faces_y[b, unsigned(col), unsigned(row)] = face_index[
+                    b, unsigned(row), unsigned(col)
+                ]
+        for k in range(channels):
             for col in range(col0, col1):
-                c = unsigned(col)
                 for row in range(row0, row1):
-                    faces_y[b, c, unsigned(row)] = face_index[b, unsigned(row), c]
-                for k in range(channels):
-                    for row in range(row0, row1):
-                        scan_y[b, c, k, unsigned(row)] = scan_x[b, unsigned(row), k, c]
+                    scan_y[b, unsigned(col), k, unsigned(row)] = scan_x[
+                        b, unsigned(row), k, unsigned(col)
+                    ]
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
