@@ -21,8 +21,9 @@ deterministic (nearest depth, ties to the lower face index, as on the CPU) witho
 global face lists or a host round trip to size them.
 
 Backward: per-pixel scan channels in row and column layouts (a thread per pixel) ->
-active-run links (a thread per row and per column) -> per-face gradients (a thread per face,
-writing only its own slots: no races, no atomics, deterministic).
+active-run links (a thread per row and per column) -> visible faces (a thread per pixel) ->
+per-face gradients (a thread per face, writing only its own slots: no races, no atomics,
+deterministic).
 
 Exact arithmetic. CUDA compilers fuse a multiply and an add into one FMA by default, which
 rounds once instead of twice: results would differ from the CPU kernels in the last bits, and
@@ -190,8 +191,9 @@ def raster_tiles(
     best_z = math.inf
     best_f = -1
     # No barrier is needed at the end of a chunk: the next chunk writes ``prefix[0]`` only
-    # after every thread has read this chunk's count, and ``kept`` only after its own first
-    # barrier, which every thread reaches only once done with this chunk's list.
+    # once every thread has passed this chunk's last barrier, after its last read of
+    # ``prefix``, and ``kept`` only after its own first barrier, which every thread reaches
+    # only once done with this chunk's list.
     for start in range(0, n_faces, TILE_THREADS):
         f = start + lane
         keep = 0
@@ -203,7 +205,11 @@ def raster_tiles(
             if r0 <= r1 and c0 <= c1 and r0 <= row1 and r1 >= row0 and c0 <= col1 and c1 >= col0:
                 keep = 1
         prefix[0, lane] = keep
-        cuda.syncthreads()
+        # A barrier that also counts: most chunks miss most tiles and skip the prefix sum
+        # (the count is the same in every thread, so all skip together).
+        n_kept = cuda.syncthreads_count(keep)
+        if n_kept == 0:
+            continue
         # Inclusive prefix sum of ``keep`` over the block (Hillis-Steele): a kept face's
         # sum is one past its slot in ``kept``, so kept faces stay in increasing order.
         src = 0
@@ -218,7 +224,6 @@ def raster_tiles(
             cuda.syncthreads()
         if keep:
             kept[prefix[src, lane] - 1] = f
-        n_kept = prefix[src, TILE_THREADS - 1]
         cuda.syncthreads()
         if on_image:
             for k in range(n_kept):
@@ -361,7 +366,7 @@ def pack_scans(
             its flag is set).
         face_index: (B, H, W) int32.
         scan_x: (B, H, SCAN_CHANNELS, W) float32, written.
-        scan_y: (B, W, SCAN_CHANNELS, H) float32, written.
+        scan_y: (B, W, SCAN_CHANNELS, H) float32, written (the transpose).
         faces_y: (B, W, H) int32, written (transpose of face_index).
     """
     n_batch, height, width = face_index.shape
@@ -383,8 +388,10 @@ def pack_scans(
         use_rgb_grad,
         use_alpha_grad,
         scan_x,
-        scan_y,
     )
+    # The thread transposes the channels it has just written itself: no barrier needed.
+    for k in range(scan_x.shape[2]):
+        scan_y[b, col, k, row] = scan_x[b, row, k, col]
     faces_y[b, col, row] = face_index[b, row, col]
 
 
@@ -411,6 +418,28 @@ def link_scans(scan_x, scan_y, use_rgb_grad, links_x, links_y):
 
 
 @cuda.jit(**_JIT_OPTIONS)
+def mark_visible(face_index, visible):
+    """Flag the faces visible at one pixel or more, a thread per pixel.
+
+    A face visible nowhere has no gradient at all (see ``cpu.mark_visible``), and the
+    backward pass skips it. Threads of pixels showing the same face all store the same 1,
+    so the result does not depend on their order.
+
+    Args:
+        face_index: (B, H, W) int32.
+        visible: (B, F) uint8, zero on entry, written.
+    """
+    n_batch, height, width = face_index.shape
+    item = cuda.grid(1)
+    if item >= n_batch * height * width:
+        return
+    b = item // (height * width)
+    f = face_index[b, (item // width) % height, item % width]
+    if f >= 0:
+        visible[b, f] = 1
+
+
+@cuda.jit(**_JIT_OPTIONS)
 def face_gradients(
     face_info,
     face_bbox,
@@ -430,6 +459,7 @@ def face_gradients(
     eps,
     grad_face_vertices,
     grad_textures,
+    visible,
 ):
     """Gradients of every face, a thread per face: Kato's x/y term plus exact depth and
     texture terms.
@@ -443,6 +473,7 @@ def face_gradients(
         use_*: which terms to compute; occlusion_aware, eps: see ``rasterize``.
         grad_face_vertices: (B, F, 3, 3) float64, written.
         grad_textures: (B, F, T, T, T, 3) float32, written when ``use_texture_grad``.
+        visible: (B, F) uint8 from :func:`mark_visible`; other faces get zero gradients.
     """
     n_batch, n_faces = face_info.shape[0], face_info.shape[1]
     height, width = face_index.shape[1], face_index.shape[2]
@@ -461,6 +492,8 @@ def face_gradients(
                 for k in range(texture_size):
                     for c in range(3):
                         grad_textures[b, f, i, j, k, c] = 0.0
+    if not visible[b, f]:
+        return
     if use_vertex_grad and use_kato:
         kato_face_gradient(
             b,
@@ -583,6 +616,8 @@ def backward(
             scan_x = scan_y = launcher.scratch((1, 1, channels, 1), np.float32, zero=True)
             faces_y = launcher.scratch((1, 1, 1), np.int32, zero=True)
             links_x = links_y = launcher.scratch((1, 1, 1, 4), np.int32, zero=True)
+        visible = launcher.scratch((n_batch, n_faces), np.uint8, zero=True)
+        launcher.per_item(mark_visible, n_batch * height * width, face_index, visible)
         launcher.per_item(
             face_gradients,
             n_batch * n_faces,
@@ -604,6 +639,7 @@ def backward(
             float(eps),
             grad_face_vertices,
             grad_textures,
+            visible,
         )
 
 
