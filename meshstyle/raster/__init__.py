@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as functional
 
+from ..runtime import CUDA_HINT
 from .function import RasterizeFunction, kernels_for
 from .settings import BACKENDS, Fragments, RasterSettings
 
@@ -226,10 +227,18 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
         raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
     if backend == "auto":
         backend = "cuda" if device.type == "cuda" else "cpu"
-    if device.type != backend:
+    if device.type != backend and not (backend == "cuda" and _cuda_simulator()):
+        hint = f". {CUDA_HINT}" if backend == "cuda" else ""
         raise ValueError(
-            f"backend {backend!r} needs face_vertices on a {backend} device; got {device}"
+            f"backend {backend!r} needs face_vertices on a {backend} device; got {device}{hint}"
         )
     if backend == "cuda":
         kernels_for("cuda")
     return backend
+
+
+def _cuda_simulator() -> bool:
+    """Whether numba's CUDA simulator is on: then the CUDA kernels run on CPU tensors."""
+    import numba
+
+    return bool(numba.config.ENABLE_CUDASIM)

@@ -45,9 +45,11 @@ def kernels_for(backend: str) -> ModuleType:
     except ModuleNotFoundError as error:
         if error.name != "meshstyle.raster.cuda":
             raise
+        from ..runtime import CUDA_HINT
+
         raise RuntimeError(
             "backend 'cuda' is not available: meshstyle.raster.cuda is not part of this "
-            "installation; use backend='cpu' with CPU tensors"
+            f"installation; use backend='cpu' with CPU tensors. {CUDA_HINT}"
         ) from None
 
 
