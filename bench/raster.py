@@ -252,6 +252,16 @@ def main() -> None:
     import numba
     import torch
 
+    if args.device == "cuda":
+        from meshstyle import runtime
+
+        if runtime.cuda_simulator_enabled():
+            parser.error(
+                "--device cuda: simulator timings mean nothing; unset NUMBA_ENABLE_CUDASIM"
+            )
+        if not (torch.cuda.is_available() and runtime.numba_sees_gpu()):
+            parser.error(f"--device cuda: no usable GPU. {runtime.CUDA_HINT}")
+
     report = {
         "device": args.device,
         "image_size": args.image_size,
@@ -266,6 +276,9 @@ def main() -> None:
             "torch": torch.__version__,
         },
     }
+    if args.device == "cuda":
+        report["machine"]["gpu"] = torch.cuda.get_device_name()
+        report["machine"]["cuda_target"] = runtime.cuda_target()
     if not args.no_startup:
         report["startup"] = startup(args.device)
     meshes = {name: load_mesh(name) for name in args.scenes.split(",")}
