@@ -4,7 +4,9 @@ This is the only module of meshstyle that knows CUDA. Its two drivers, :func:`fo
 :func:`backward`, take the arguments of their namesakes in :mod:`meshstyle.raster.cpu` and
 produce the same results: every per-face and per-pixel step calls the functions of
 :mod:`.geometry`, compiled as CUDA device functions, and every output element is computed by
-one thread in the same order of operations as on the CPU, so results match bit for bit.
+one thread in the same order of operations as on the CPU. Forward outputs therefore match
+the CPU's bit for bit; gradients match to rounding, because the CPU kernels sum long
+expansion runs in a vectorised (reassociated) order.
 
 Arrays. Views of CUDA tensors (``numba.cuda.as_cuda_array``) are used in place (zero copy):
 the kernels run on the tensors' GPU, on torch's current stream of that GPU, and their
