@@ -35,14 +35,14 @@ CASES = {
 HELD_OUT = [(elev, azim) for elev in (25.0, 35.0) for azim in (22.5, 112.5, 202.5, 292.5)]
 
 
-def held_out_views(settings, batch: int):
+def held_out_views(objective, settings, batch: int):
+    """Fixed cameras no step used, lit by the objective's own light rule (fixed seed)."""
     from meshstyle.camera import Cameras
-    from meshstyle.preview import view_lights
 
     elev = torch.tensor([e for e, _ in HELD_OUT][:batch])
     azim = torch.tensor([a for _, a in HELD_OUT][:batch])
     cameras = Cameras.from_angles(settings.distance, elev, azim)
-    return cameras, view_lights(cameras, settings.ambient, settings.directional)
+    return cameras, objective.lights(cameras, np.random.default_rng(12345))
 
 
 def reload_output(mesh_file: Path, transform, texture_size: int):
@@ -62,7 +62,7 @@ def measure(kind, objective, settings, vertices, faces, colours):
     from meshstyle.losses import style_loss
     from meshstyle.renderer import RenderSettings, render
 
-    cameras, lights = held_out_views(settings, len(HELD_OUT))
+    cameras, lights = held_out_views(objective, settings, len(HELD_OUT))
     raster = RenderSettings(image_size=settings.image_size)
     scores, silhouettes = [], []
     with torch.no_grad():
@@ -88,11 +88,11 @@ def measure(kind, objective, settings, vertices, faces, colours):
     return sum(scores) / len(HELD_OUT), torch.cat(silhouettes)
 
 
-def run_case(name: str, preset: str, out: Path) -> dict:
-    from meshstyle.commands.edit import build_objective, run_job
+def run_case(name: str, preset: str, out: Path, reuse: bool = False) -> dict:
+    from meshstyle.commands.edit import build_objective, run_job, skipped_outcome
     from meshstyle.commands.render import initial_colours
     from meshstyle.fit import iou
-    from meshstyle.jobs import plan_jobs
+    from meshstyle.jobs import COMPLETE_MARKER, plan_jobs
     from meshstyle.mesh import load_mesh, normalise
     from meshstyle.runtime import resolve_device
     from meshstyle.settings import resolve_settings
@@ -100,15 +100,19 @@ def run_case(name: str, preset: str, out: Path) -> dict:
     kind, mesh_rel, style_rel = CASES[name]
     mesh_path = DATA / mesh_rel
     style_path = None if style_rel is None else DATA / style_rel
-    settings = resolve_settings(preset)
+    settings = resolve_settings(preset, base="fast" if kind == "stylize" else "deepdream")
     device = resolve_device("cpu")
     job = plan_jobs(
         kind, [mesh_path], None if style_path is None else [style_path], layer=settings.layer
     )[0]
 
     start = time.perf_counter()
-    outcome = run_job(job, settings, out, device)
-    wall = time.perf_counter() - start
+    if reuse and job.is_complete(out):
+        outcome = skipped_outcome(job, out)
+        wall = json.loads((job.folder(out) / COMPLETE_MARKER).read_text())["seconds"]
+    else:
+        outcome = run_job(job, settings, out, device)
+    wall = time.perf_counter() - start if outcome.status == "done" else wall
 
     mesh, transform = normalise(load_mesh(mesh_path))
     v0 = torch.as_tensor(mesh.vertices, dtype=torch.float32)
@@ -121,7 +125,9 @@ def run_case(name: str, preset: str, out: Path) -> dict:
     extent0 = (v0.max(0).values - v0.min(0).values).max().item()
     extent1 = (v1.max(0).values - v1.min(0).values).max().item()
     moved = (v1 - v0).norm(dim=1) if v1.shape == v0.shape else torch.tensor([float("nan")])
-    timing = outcome.timing
+    timing = outcome.timing or json.loads((job.folder(out) / COMPLETE_MARKER).read_text()).get(
+        "timing", {}
+    )
     step_total = sum(timing.values()) or 1.0
     result = {
         "case": name,
@@ -165,6 +171,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench-out")
     parser.add_argument("--cases", nargs="*", default=list(CASES))
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--reuse", action="store_true", help="measure finished outputs again")
     args = parser.parse_args(argv)
     from meshstyle.runtime import configure_threads
 
@@ -172,7 +179,7 @@ def main(argv=None) -> int:
     results = []
     for name in args.cases:
         preset = args.preset or ("fast" if CASES[name][0] == "stylize" else "deepdream")
-        results.append(run_case(name, preset, args.out))
+        results.append(run_case(name, preset, args.out, args.reuse))
         print(json.dumps(results[-1]), file=sys.stderr)
     print(json.dumps({"threads": threads, "results": results}, indent=2))
     return 0 if all(r["pass"] for r in results) else 1

@@ -148,7 +148,13 @@ def run_job(
         seconds = time.perf_counter() - start
         write_marker(
             tmp,
-            {"job": job.name, "seconds": round(seconds, 3), "losses": losses, "outputs": outputs},
+            {
+                "job": job.name,
+                "seconds": round(seconds, 3),
+                "losses": losses,
+                "outputs": outputs,
+                "timing": {k: round(v, 3) for k, v in timing.items()},
+            },
         )
         commit_folder(tmp, job.folder(out), overwrite=True)
     except BaseException:
