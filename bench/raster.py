@@ -274,6 +274,8 @@ def main() -> None:
             "python": platform.python_version(),
             "numba": numba.__version__,
             "torch": torch.__version__,
+            # Other processes share this machine's cores; timings move with their load.
+            "load_average_before": [round(x, 2) for x in os.getloadavg()],
         },
     }
     if args.device == "cuda":
@@ -300,6 +302,7 @@ def main() -> None:
                 )
     report["meshstyle"] = results
     report["machine"]["threading_layer"] = numba.threading_layer()
+    report["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     try:
         import deodr
 

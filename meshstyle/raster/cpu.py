@@ -5,8 +5,10 @@ drivers :func:`forward` and :func:`backward` chain them and own the scratch arra
 autograd Function in :mod:`meshstyle.raster.function` calls only these two.
 
 Forward: per-face setup (parallel over faces) -> binning of faces into square tiles by their
-pixel boxes, in face order (serial per image, cheap) -> per-tile z-buffer and shading
-(parallel over tiles; each tile only tests the faces binned to it).
+pixel boxes, in face order (serial, cheap) -> per-tile z-buffer and shading (parallel over
+tiles; each tile only tests the faces binned to it). Cheap passes stay serial on purpose:
+every parallel region waits for all threads, which costs a scheduler time slice whenever
+another process holds a core.
 
 Backward: per-pixel scan channels in row and column layouts (parallel over pixel blocks) ->
 active-run links along every row and column (parallel over lines) -> per-face gradients
@@ -124,7 +126,7 @@ def setup_faces(face_vertices, height, width, face_info, face_bbox):
         )
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def count_bins(face_bbox, tile, tiles_x, counts):
     """Number of faces whose pixel box touches each tile.
 
@@ -135,7 +137,7 @@ def count_bins(face_bbox, tile, tiles_x, counts):
         counts: (B, n_tiles) int64, written.
     """
     n_batch, n_faces = face_bbox.shape[0], face_bbox.shape[1]
-    for b in prange(n_batch):
+    for b in range(n_batch):
         for t in range(counts.shape[1]):
             counts[b, t] = 0
         for f in range(n_faces):
@@ -150,7 +152,7 @@ def count_bins(face_bbox, tile, tiles_x, counts):
                     counts[b, ty * tiles_x + tx] += 1
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def fill_bins(face_bbox, tile, tiles_x, cursor, bin_faces):
     """List, per tile and in increasing face order, the faces whose box touches it.
 
@@ -161,7 +163,7 @@ def fill_bins(face_bbox, tile, tiles_x, cursor, bin_faces):
         bin_faces: (total,) int32, written.
     """
     n_batch, n_faces = face_bbox.shape[0], face_bbox.shape[1]
-    for b in prange(n_batch):
+    for b in range(n_batch):
         for f in range(n_faces):
             r0 = face_bbox[b, f, 0]
             r1 = face_bbox[b, f, 1]
@@ -375,24 +377,8 @@ def pack_scans(
     """
     n_batch, height, width = face_index.shape
     channels = scan_x.shape[2]
-    for item in prange(n_batch * height):
-        b = item // height
-        row = item % height
-        for col in range(width):
-            pack_pixel(
-                b,
-                row,
-                col,
-                rgb,
-                alpha,
-                depth,
-                grad_rgb,
-                grad_alpha,
-                use_rgb_grad,
-                use_alpha_grad,
-                scan_x,
-            )
-    # The transpose goes tile by tile, channel by channel, so reads and writes stay in cache.
+    # Tile by tile: pack the tile's pixels, then transpose them channel by channel while
+    # they are in cache. Tiles are independent, so one parallel region does it all.
     blocks_y = (height + BLOCK - 1) // BLOCK
     blocks_x = (width + BLOCK - 1) // BLOCK
     for item in prange(n_batch * blocks_y * blocks_x):
@@ -401,6 +387,21 @@ def pack_scans(
         col0 = item % blocks_x * BLOCK
         row1 = min(row0 + BLOCK, height)
         col1 = min(col0 + BLOCK, width)
+        for row in range(row0, row1):
+            for col in range(col0, col1):
+                pack_pixel(
+                    b,
+                    row,
+                    col,
+                    rgb,
+                    alpha,
+                    depth,
+                    grad_rgb,
+                    grad_alpha,
+                    use_rgb_grad,
+                    use_alpha_grad,
+                    scan_x,
+                )
         for col in range(col0, col1):
             for row in range(row0, row1):
                 faces_y[b, unsigned(col), unsigned(row)] = face_index[
@@ -432,7 +433,7 @@ def link_scans(scan_x, scan_y, use_rgb_grad, links_x, links_y):
             link_line(scan_y, b, line - height, height, use_rgb_grad, links_y)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def mark_visible(face_index, visible):
     """Flag the faces visible at one pixel or more.
 
@@ -446,7 +447,7 @@ def mark_visible(face_index, visible):
         visible: (B, F) uint8, written.
     """
     n_batch, height, width = face_index.shape
-    for b in prange(n_batch):
+    for b in range(n_batch):
         for f in range(visible.shape[1]):
             visible[b, f] = 0
         for row in range(height):

@@ -2,7 +2,7 @@
 
 Every function here is plain Python over scalars, tuples and element access into arrays that
 the caller passes in: no allocation, no NumPy calls, no parallel loops, no globals other than
-the ``math`` module and the functions of this module. That is what lets the same source run
+the ``math`` module, the upper-case constants and the functions of this module. That is what lets the same source run
 as ordinary Python, as ``numba.njit`` code in :mod:`meshstyle.raster.cpu` and as CUDA device
 functions in a CUDA backend; :func:`compile_functions` builds a compiled copy of the module's
 functions for any numba decorator.
@@ -84,7 +84,7 @@ def compile_functions(jit, decorators=None, replacements=None) -> types.SimpleNa
     Args:
         jit: a decorator such as ``numba.njit(inline="always")`` or ``cuda.jit(device=True)``.
         decorators: optional per-name decorators used instead of ``jit`` (for instance
-            fast-math flags on :func:`expansion_run` alone).
+            fast-math flags on :func:`long_expansion_run` alone).
         replacements: optional per-name compiled functions used as they are (for instance an
             :func:`unsigned` that casts to an unsigned integer type).
 
