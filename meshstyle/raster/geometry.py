@@ -2,10 +2,11 @@
 
 Every function here is plain Python over scalars, tuples and element access into arrays that
 the caller passes in: no allocation, no NumPy calls, no parallel loops, no globals other than
-the ``math`` module, the upper-case constants and the functions of this module. That is what lets the same source run
-as ordinary Python, as ``numba.njit`` code in :mod:`meshstyle.raster.cpu` and as CUDA device
-functions in a CUDA backend; :func:`compile_functions` builds a compiled copy of the module's
-functions for any numba decorator.
+the ``math`` module, the upper-case constants and the functions of this module. That is what
+lets the same source run as ordinary Python, as ``numba.njit`` code in
+:mod:`meshstyle.raster.cpu` and as CUDA device functions in :mod:`meshstyle.raster.cuda`;
+:func:`compile_functions` builds a compiled copy of the module's functions for any numba
+decorator.
 
 Coordinates. Faces come in as NDC ``x`` (right), ``y`` (up) and camera depth ``z``. Setup turns
 them into pixel coordinates of the render grid, ``u`` (column) and ``v`` (row), in which the

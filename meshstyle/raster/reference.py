@@ -266,17 +266,19 @@ def _kato_edge(
     def line_at(t):
         return pi[move] + (pj[move] - pi[move]) * (t - pi[across]) / (pj[across] - pi[across])
 
-    # Pixel index along the scan as a function of the 'move' coordinate, and back.
+    # Pixel index along the scan as a function of the 'move' coordinate.
     if axis == 0:
-        lines = ys  # scan rows; pixel index along the row = column
-        to_index = lambda value: (value * width + width - 1) / 2  # noqa: E731
-        n_along = width
-        centres_along = xs
+        lines, centres_along, n_along = ys, xs, width  # scan rows; index along = column
+
+        def to_index(value):
+            return (value * width + width - 1) / 2
+
     else:
-        lines = xs  # scan columns; pixel index along the column = row
-        to_index = lambda value: (height - 1 - value * height) / 2  # noqa: E731
-        n_along = height
-        centres_along = ys
+        lines, centres_along, n_along = xs, ys, height  # scan columns; index along = row
+
+        def to_index(value):
+            return (height - 1 - value * height) / 2
+
     # +1 when the face lies towards increasing pixel index along the scan.
     inside = 1 if to_index(centroid[move]) > to_index(line_at(centroid[across])) else -1
 
