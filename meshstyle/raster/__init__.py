@@ -61,7 +61,8 @@ def rasterize(
             batch of 1 is broadcast. None: no colour (``rgb`` is None).
         image_size: S for S x S, or (H, W).
         anti_aliasing: render at (2H, 2W) and average each 2 x 2 block (rgb, alpha, depth).
-        background: colour of empty pixels: None (black), (3,) or (B, 3).
+        background: colour of empty pixels: None (black), (3,) or (B, 3); it receives no
+            gradient.
         near, far: drawn depth range; ``far`` is the depth of empty pixels.
         backend: "auto" (the tensors' device), "cpu" or "cuda".
         occlusion_aware: in the gradient's expansion term, skip pixels where the visible
@@ -72,6 +73,12 @@ def rasterize(
     Returns:
         Fragments with rgb (B, 3, H, W) or None, alpha (B, H, W), depth (B, H, W) and
         face_index (B, Hr, Wr) int32 at render resolution.
+
+    Example::
+
+        fragments = rasterize(face_vertices, textures, image_size=224)
+        loss = style_loss(fragments.rgb, fragments.alpha)
+        loss.backward()  # face_vertices.grad: Kato's x/y gradient + exact depth terms
 
     Raises:
         ValueError: on a tensor of the wrong dtype, shape or device, or a bad setting.
