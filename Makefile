@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: demo test install install-test lint assets bench clean
+.PHONY: demo test install install-test lint assets readme-picture bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: lint
 
 assets: install
 	$(BIN)/python assets/make_assets.py assets
+
+# The README's picture: the demo's before/after sheet.
+readme-picture: demo
+	cp $(OUT)/teapot__swirls/before_after.png assets/readme_sheet.png
 
 bench: install
 	$(BIN)/python bench/raster.py
