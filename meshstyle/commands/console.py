@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -91,12 +92,24 @@ class BatchConsole:
             )
 
     def summary(self, outcomes, out: Path) -> None:
-        """The table of jobs; failures are printed even with ``--quiet``."""
-        if self.quiet:
-            for o in outcomes:
-                if o.status == "failed":
-                    self.console.print(f"[red]failed[/red] {o.job.name}: {o.error}")
-            return
+        """The table of jobs, then one unwrapped line per failure (even with ``--quiet``).
+
+        The failure lines are never folded, so a long path in a message stays whole and can
+        be searched for or copied.
+        """
+        failures = [o for o in outcomes if o.status == "failed"]
+        if not self.quiet:
+            self._table(outcomes, out)
+        for o in failures:
+            self.console.print(
+                f"[red]failed[/red] {escape(o.job.name)}: {escape(o.error or '')}",
+                soft_wrap=True,
+                highlight=False,
+            )
+        if not self.quiet:
+            self.console.print(f"report: {out / 'report.json'}", soft_wrap=True, highlight=False)
+
+    def _table(self, outcomes, out: Path) -> None:
         table = Table(title=f"meshstyle: {len(outcomes)} job(s) in {out}")
         table.add_column("job")
         table.add_column("status")
@@ -107,13 +120,12 @@ class BatchConsole:
         for o in outcomes:
             final = o.losses.get("final", {}) if o.losses else {}
             loss = final.get("loss")
-            where = o.error if o.status == "failed" else str(out / o.job.name)
+            where = "see below" if o.status == "failed" else str(out / o.job.name)
             table.add_row(
-                o.job.name,
+                escape(o.job.name),
                 f"[{colours.get(o.status, 'white')}]{o.status}[/]",
                 f"{o.seconds:.1f}",
                 "" if loss is None else f"{loss:.4g}",
-                where,
+                escape(where),
             )
         self.console.print(table)
-        self.console.print(f"report: {out / 'report.json'}")
