@@ -501,8 +501,12 @@ def expansion_run(
             keep = keep and inv > 0.0 and scan[b, line, 8, p] * inv >= limit
         term = delta if keep else 0.0
         offset = pos - cross
-        grad_a += term / (offset * slope_a + eps_a)
-        grad_b += term / (offset * slope_b + eps_b)
+        step_a = offset * slope_a + eps_a
+        step_b = offset * slope_b + eps_b
+        # One division for both vertices: the scan is bound by division throughput.
+        shared = term / (step_a * step_b)
+        grad_a += shared * step_b
+        grad_b += shared * step_a
     return grad_a, grad_b
 
 
