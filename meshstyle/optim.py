@@ -26,8 +26,9 @@ __all__ = ["ZeroSkipAdam"]
 class ZeroSkipAdam(torch.optim.Optimizer):
     """Adam that skips elements whose gradient is exactly zero (or NaN/Inf).
 
-    State per parameter (all the parameter's shape): ``exp_avg`` and ``exp_avg_sq`` (the
-    moments) and ``step`` (float32 count of the steps that updated that element).
+    State per parameter: ``exp_avg`` and ``exp_avg_sq`` (the moments) and ``step`` (float32
+    count of the steps that updated each element), all of the parameter's shape, and
+    ``calls`` (a CPU scalar: the steps taken, which bounds every count).
 
     NaN and Inf gradient elements are treated as zero, so a bad pixel in one step can never
     reach the parameters or the moments.
@@ -95,6 +96,9 @@ class ZeroSkipAdam(torch.optim.Optimizer):
             state["step"] = torch.zeros_like(param, memory_format=torch.preserve_format)
             state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            # Steps taken, a CPU scalar like torch.optim.Adam's "step": reading it never
+            # waits for a GPU.
+            state["calls"] = torch.tensor(0.0)
         step, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
 
         # No early exit when nothing is active: testing that would sync a GPU every step.
@@ -107,13 +111,22 @@ class ZeroSkipAdam(torch.optim.Optimizer):
         new_sq = exp_avg_sq.mul(beta2).addcmul_(grad, grad, value=1 - beta2)
         torch.where(active, new_sq, exp_avg_sq, out=exp_avg_sq)
 
-        # Per-element bias correction in float64, as Adam does in Python floats; inactive
-        # elements may have step 0, so clamp to 1 to keep their (discarded) values finite.
-        n = step.to(torch.float64).clamp_min(1.0)
-        bias_correction1 = 1 - torch.pow(beta1, n)
-        bias_correction2_sqrt = (1 - torch.pow(beta2, n)).sqrt()
-        neg_step_size = (-lr / bias_correction1).to(param.dtype)
-        denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt.to(param.dtype)).add_(eps)
+        # Per-element bias correction, computed in float64 as Adam does in Python floats. An
+        # element's count is at most the number of steps taken, so the corrections are
+        # computed once per count value and gathered (a float64 pow per element cost more
+        # than the rest of the update). Count 0 (never active) reads count 1's entry: its
+        # result is discarded, it only has to be finite.
+        if "calls" not in state:  # a state saved without it: the counts bound it
+            state["calls"] = step.max().cpu()
+        else:
+            state["calls"] += 1
+        calls = int(state["calls"])
+        counts = torch.arange(calls + 1, dtype=torch.float64, device=param.device).clamp_min(1.0)
+        neg_step_table = (-lr / (1 - torch.pow(beta1, counts))).to(param.dtype)
+        bias_correction2_table = (1 - torch.pow(beta2, counts)).sqrt().to(param.dtype)
+        index = step.long()
+        neg_step_size = neg_step_table[index]
+        denom = (exp_avg_sq.sqrt() / bias_correction2_table[index]).add_(eps)
         # Same order as addcdiv: param + (value * exp_avg) / denom.
         updated = param + (neg_step_size * exp_avg) / denom
         torch.where(active, updated, param, out=param)
