@@ -305,3 +305,23 @@ def test_set_num_threads_checks_its_argument():
         set_num_threads(0)
     with pytest.raises(ValueError, match="threads must be an int in"):
         set_num_threads(10_000)
+
+
+def test_calls_with_and_without_colour_gradients_do_not_leak_into_each_other():
+    # The kernels reuse scratch arrays between calls; a silhouette backward after a colour
+    # one (same shapes) must give exactly what it gives alone.
+    faces, textures = scene(1)
+    target = torch.linspace(0, 1, 24 * 20).view(1, 24, 20)
+
+    def silhouette_grad():
+        leaf = faces.clone().requires_grad_()
+        alpha = rasterize(leaf, None, image_size=(24, 20)).alpha
+        ((alpha - target) ** 2).sum().backward()
+        return leaf.grad
+
+    alone = silhouette_grad()
+    colour = render_and_grad(faces, textures)[1]
+    after = silhouette_grad()
+    assert alone.abs().sum() > 0 and not torch.equal(alone, colour)
+    assert torch.equal(alone, after)
+    assert torch.equal(colour, render_and_grad(faces, textures)[1])

@@ -82,6 +82,20 @@ interior_face_gradient = _device.interior_face_gradient
 finite_or_zero = _device.finite_or_zero
 
 
+SCAN_CHANNELS = geometry.SCAN_CHANNELS
+
+
+@njit(inline="always", error_model="numpy")
+def pack_alpha_pixel(b, row, col, alpha, depth, grad_alpha, use_alpha_grad, scan_x):
+    """:func:`geometry.pack_pixel` without colour gradients, writing only the channels
+    that are not zero then: 3 (alpha's gradient), 7 (alpha) and 8 (depth)."""
+    c = unsigned(col)
+    r = unsigned(row)
+    scan_x[b, r, 3, c] = grad_alpha[b, r, c] if use_alpha_grad else 0.0
+    scan_x[b, r, 7, c] = alpha[b, r, c]
+    scan_x[b, r, 8, c] = depth[b, r, c]
+
+
 def _chunks(n_items: int) -> int:
     # Static prange scheduling gives each thread one contiguous block; chunks that each take
     # every n_chunks-th item spread costly regions (the object's middle, big faces) over all
@@ -95,10 +109,12 @@ class _Scratch:
     def __init__(self) -> None:
         self._arrays: dict[str, np.ndarray] = {}
 
-    def get(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    def get(self, name: str, shape: tuple[int, ...], dtype, zeroed: bool = False) -> np.ndarray:
+        """An array of this shape and type; ``zeroed``: all zero when first allocated (the
+        caller must then keep the entries it never writes at zero)."""
         array = self._arrays.get(name)
         if array is None or array.shape != shape or array.dtype != dtype:
-            array = np.empty(shape, dtype=dtype)
+            array = np.zeros(shape, dtype=dtype) if zeroed else np.empty(shape, dtype=dtype)
             self._arrays[name] = array
         return array
 
@@ -366,6 +382,9 @@ def pack_scans(
 ):
     """Scan channels of every pixel in row and column layouts (see geometry.pack_pixel).
 
+    Without ``use_rgb_grad`` the colour channels are not written: ``scan_x`` and ``scan_y``
+    must then hold zeros there (arrays used only for calls without colour gradients).
+
     Args:
         rgb: (B, 3, H, W) float32; alpha, depth: (B, H, W) float32.
         grad_rgb: (B, 3, H, W) float32; grad_alpha: (B, H, W) float32 (each ignored unless
@@ -376,9 +395,10 @@ def pack_scans(
         faces_y: (B, W, H) int32, written (transpose of face_index).
     """
     n_batch, height, width = face_index.shape
-    channels = scan_x.shape[2]
     # Tile by tile: pack the tile's pixels, then transpose them channel by channel while
     # they are in cache. Tiles are independent, so one parallel region does it all.
+    # Without colour gradients only alpha's gradient, alpha and depth are written: the colour
+    # channels of these (separate, zero-allocated) arrays stay zero from call to call.
     blocks_y = (height + BLOCK - 1) // BLOCK
     blocks_x = (width + BLOCK - 1) // BLOCK
     for item in prange(n_batch * blocks_y * blocks_x):
@@ -389,25 +409,30 @@ def pack_scans(
         col1 = min(col0 + BLOCK, width)
         for row in range(row0, row1):
             for col in range(col0, col1):
-                pack_pixel(
-                    b,
-                    row,
-                    col,
-                    rgb,
-                    alpha,
-                    depth,
-                    grad_rgb,
-                    grad_alpha,
-                    use_rgb_grad,
-                    use_alpha_grad,
-                    scan_x,
-                )
+                if use_rgb_grad:
+                    pack_pixel(
+                        b,
+                        row,
+                        col,
+                        rgb,
+                        alpha,
+                        depth,
+                        grad_rgb,
+                        grad_alpha,
+                        use_rgb_grad,
+                        use_alpha_grad,
+                        scan_x,
+                    )
+                else:
+                    pack_alpha_pixel(b, row, col, alpha, depth, grad_alpha, use_alpha_grad, scan_x)
         for col in range(col0, col1):
             for row in range(row0, row1):
                 faces_y[b, unsigned(col), unsigned(row)] = face_index[
                     b, unsigned(row), unsigned(col)
                 ]
-        for k in range(channels):
+        for k in range(SCAN_CHANNELS):
+            if not use_rgb_grad and k != 3 and k < 7:
+                continue
             for col in range(col0, col1):
                 for row in range(row0, row1):
                     scan_y[b, unsigned(col), k, unsigned(row)] = scan_x[
@@ -595,8 +620,15 @@ def backward(
     channels = geometry.SCAN_CHANNELS
     with _LOCK:
         if use_kato:
-            scan_x = _SCRATCH.get("scan_x", (n_batch, height, channels, width), np.float32)
-            scan_y = _SCRATCH.get("scan_y", (n_batch, width, channels, height), np.float32)
+            # Silhouette-only calls keep their own zero-allocated scan arrays, whose colour
+            # channels stay zero, so packing skips two thirds of the channels.
+            kind = "rgb" if use_rgb_grad else "alpha"
+            scan_x = _SCRATCH.get(
+                f"scan_x_{kind}", (n_batch, height, channels, width), np.float32, zeroed=True
+            )
+            scan_y = _SCRATCH.get(
+                f"scan_y_{kind}", (n_batch, width, channels, height), np.float32, zeroed=True
+            )
             faces_y = _SCRATCH.get("faces_y", (n_batch, width, height), np.int32)
             links_x = _SCRATCH.get("links_x", (n_batch, height, width, 4), np.int32)
             links_y = _SCRATCH.get("links_y", (n_batch, width, height, 4), np.int32)
