@@ -158,8 +158,15 @@ MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
-def edit_options(func):
-    """Options shared by stylize and deepdream; ``None`` means: take the preset's value."""
+def edit_options(job_folder: str, default_preset: str):
+    """Options shared by stylize and deepdream; ``None`` means: take the preset's value.
+
+    Args:
+        job_folder: how a job's folder is named, for the help text.
+        default_preset: the command's own preset, for the help text.
+    """
+    from meshstyle.settings import preset_names
+
     options = [
         click.option(
             "-o",
@@ -167,23 +174,57 @@ def edit_options(func):
             type=click.Path(file_okay=False, path_type=Path),
             default=Path("out"),
             show_default=True,
-            help="Output folder; each job writes OUT/<mesh>__<style>/.",
+            help=f"Output folder; each job writes OUT/{job_folder}/.",
         ),
         click.option(
             "--preset",
             default=None,
-            help="Named settings (paper, fast, texture-only, shape-only, deepdream) or a .toml.",
+            help=f"Named settings ({', '.join(preset_names())}) or a .toml file; "
+            f"default: {default_preset}. Flags override it.",
         ),
-        click.option("--iterations", type=click.IntRange(min=0), default=None),
-        click.option("--image-size", type=click.IntRange(8, 2048), default=None),
+        click.option(
+            "--iterations", type=click.IntRange(min=0), default=None, help="Optimisation steps."
+        ),
+        click.option(
+            "--image-size",
+            type=click.IntRange(8, 2048),
+            default=None,
+            help="Rendered view size in pixels.",
+        ),
         click.option("--views", type=click.IntRange(1, 64), default=None, help="Views per step."),
-        click.option("--texture-size", type=click.IntRange(1, 16), default=None),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None),
-        click.option("--vertex-lr-scale", type=click.FloatRange(min=0), default=None),
-        click.option("--texture-lr-scale", type=click.FloatRange(min=0), default=None),
-        click.option("--seed", type=int, default=None),
+        click.option(
+            "--texture-size",
+            type=click.IntRange(1, 16),
+            default=None,
+            help="Texture cube size T per face (T x T x T colours).",
+        ),
+        click.option(
+            "--lr",
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            help="Adam learning rate.",
+        ),
+        click.option(
+            "--vertex-lr-scale",
+            type=click.FloatRange(min=0),
+            default=None,
+            help="Multiplier of --lr for the vertices.",
+        ),
+        click.option(
+            "--texture-lr-scale",
+            type=click.FloatRange(min=0),
+            default=None,
+            help="Multiplier of --lr for the colours.",
+        ),
+        click.option(
+            "--seed", type=int, default=None, help="Random seed; CPU runs repeat exactly."
+        ),
         click.option("--network", default=None, help="vgg19, torchvision-vgg16 or a file."),
-        click.option("--occlusion-aware/--no-occlusion-aware", default=None),
+        click.option(
+            "--occlusion-aware/--no-occlusion-aware",
+            default=None,
+            help="Pixels behind nearer surfaces do not pull edges (the paper: off).",
+        ),
         click.option("--recursive", is_flag=True, help="Search folders recursively."),
         click.option("--overwrite", is_flag=True, help="Redo jobs that are already complete."),
         click.option("--shard", default=None, help="Run the K-th of N slices of the jobs: K/N."),
@@ -203,9 +244,13 @@ def edit_options(func):
         click.option("-q", "--quiet", is_flag=True, help="No progress output."),
         click.option("-v", "--verbose", count=True, help="Print losses and timing."),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return device_options(func)
+
+    def decorate(func):
+        for option in reversed(options):
+            func = option(func)
+        return device_options(func)
+
+    return decorate
 
 
 def _classify(inputs: tuple[str, ...], styles: tuple[str, ...]) -> tuple[list[str], list[str]]:
@@ -305,10 +350,22 @@ _EDIT_KEYS = (
 @click.option(
     "-s", "--style", "styles", multiple=True, help="A style image (repeatable), any file name."
 )
-@click.option("--style-weight", type=click.FloatRange(min=0), default=None)
-@click.option("--content-weight", type=click.FloatRange(min=0), default=None)
-@click.option("--tv-weight", type=click.FloatRange(min=0), default=None)
-@edit_options
+@click.option(
+    "--style-weight", type=click.FloatRange(min=0), default=None, help="Weight of the Gram loss."
+)
+@click.option(
+    "--content-weight",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Weight of the squared vertex displacement.",
+)
+@click.option(
+    "--tv-weight",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Weight of the colour smoothness inside the silhouette.",
+)
+@edit_options("<mesh>__<style>", "fast")
 @click.pass_context
 def stylize(ctx: click.Context, inputs, styles, **opts) -> None:
     """Paint meshes in the style of images and bend their shape to match.
@@ -329,8 +386,13 @@ def stylize(ctx: click.Context, inputs, styles, **opts) -> None:
 @click.argument("meshes", nargs=-1, required=True)
 @click.option("--layer", default=None, help="Feature layer to amplify, e.g. conv4_3.")
 @click.option("--channel", type=click.IntRange(min=0), default=None, help="One channel only.")
-@click.option("--edge-weight", type=click.FloatRange(min=0), default=None)
-@edit_options
+@click.option(
+    "--edge-weight",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Weight of the edge-length variance regulariser.",
+)
+@edit_options("<mesh>__deepdream-<layer>", "deepdream")
 @click.pass_context
 def deepdream(ctx: click.Context, meshes, **opts) -> None:
     """Grow on meshes what a network sees (MESHES: files, folders or globs)."""

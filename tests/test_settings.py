@@ -32,9 +32,15 @@ def test_a_users_file_changes_only_its_keys(tmp_path):
     assert s.background == resolve_settings("deepdream").background == "random-grey"
 
 
-def test_texture_and_shape_only():
-    assert not resolve_settings("texture-only").optimise_vertices
-    assert not resolve_settings("shape-only").optimise_textures
+def test_texture_and_shape_only_layer_on_the_commands_preset():
+    fast = resolve_settings("fast")
+    texture_only = resolve_settings("texture-only", base="fast")
+    assert not texture_only.optimise_vertices
+    assert texture_only == resolve_settings("fast", {"optimise_vertices": False})
+    shape_only = resolve_settings("shape-only", base="deepdream")
+    assert not shape_only.optimise_textures
+    assert shape_only.layer == resolve_settings("deepdream").layer
+    assert fast.optimise_vertices and fast.optimise_textures
 
 
 def test_overrides_win_and_none_is_ignored():
