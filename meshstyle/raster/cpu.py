@@ -498,6 +498,7 @@ def face_gradients(
     use_texture_grad,
     use_depth_grad,
     use_kato,
+    use_rgb_grad,
     occlusion_aware,
     eps,
     grad_face_vertices,
@@ -513,7 +514,8 @@ def face_gradients(
         scan_x, links_x / scan_y, faces_y, links_y: the row and column scan arrays of
             :func:`pack_scans` and :func:`link_scans`.
         grad_rgb: (B, 3, H, W) float32; grad_depth: (B, H, W) float32.
-        use_*: which terms to compute; occlusion_aware, eps: see ``rasterize``.
+        use_*: which terms to compute (use_rgb_grad: whether colours have gradients);
+            occlusion_aware, eps: see ``rasterize``.
         grad_face_vertices: (B, F, 3, 3) float64, written.
         grad_textures: (B, F, T, T, T, 3) float32, written when ``use_texture_grad``.
         visible: (B, F) uint8 from :func:`mark_visible`; other faces get zero gradients.
@@ -551,6 +553,7 @@ def face_gradients(
                     scan_y,
                     faces_y,
                     links_y,
+                    use_rgb_grad,
                     occlusion_aware,
                     eps,
                     grad_face_vertices,
@@ -667,6 +670,7 @@ def backward(
             use_texture_grad,
             use_depth_grad,
             use_kato,
+            use_rgb_grad,
             occlusion_aware,
             float(eps),
             grad_face_vertices,

@@ -52,6 +52,7 @@ LONG_RUN = 16
 # Functions that call one another and therefore must be compiled together.
 DEVICE_FUNCTIONS = (
     "setup_face",
+    "edge_functions",
     "edge_weights",
     "fragment",
     "texel_coords",
@@ -207,10 +208,21 @@ def edge_weights(u0, v0, u1, v1, u2, v2, area, pu, pv):
     Returns:
         (w0, w1, w2) float64.
     """
+    e0, e1, e2 = edge_functions(u0, v0, u1, v1, u2, v2, pu, pv)
+    return e0 / area, e1 / area, e2 / area
+
+
+def edge_functions(u0, v0, u1, v1, u2, v2, pu, pv):
+    """The three edge functions at ``(pu, pv)``: twice the signed areas of the sub-triangles
+    opposite each corner; they sum to the face's doubled area.
+
+    Returns:
+        (e0, e1, e2) float64.
+    """
     e0 = (u1 - pu) * (v2 - pv) - (u2 - pu) * (v1 - pv)
     e1 = (u2 - pu) * (v0 - pv) - (u0 - pu) * (v2 - pv)
     e2 = (u0 - pu) * (v1 - pv) - (u1 - pu) * (v0 - pv)
-    return e0 / area, e1 / area, e2 / area
+    return e0, e1, e2
 
 
 def fragment(u0, v0, u1, v1, u2, v2, area, iz0, iz1, iz2, pu, pv, near, far):
@@ -222,14 +234,24 @@ def fragment(u0, v0, u1, v1, u2, v2, area, iz0, iz1, iz2, pu, pv, near, far):
     Returns:
         (hit, w0, w1, w2, z): ``hit`` bool, screen weights and depth (float64).
     """
-    w0, w1, w2 = edge_weights(u0, v0, u1, v1, u2, v2, area, pu, pv)
-    if w0 >= 0.0 and w1 >= 0.0 and w2 >= 0.0:
+    e0, e1, e2 = edge_functions(u0, v0, u1, v1, u2, v2, pu, pv)
+    # e / area >= 0 exactly when e has the area's sign or is zero (the quotient of finite
+    # float32-sourced values cannot underflow), so most misses are decided without dividing.
+    if area > 0.0:
+        inside = e0 >= 0.0 and e1 >= 0.0 and e2 >= 0.0
+    else:
+        inside = e0 <= 0.0 and e1 <= 0.0 and e2 <= 0.0
+    if inside:
+        # The weights as edge_weights computes them, so the backward pass sees the same.
+        w0 = e0 / area
+        w1 = e1 / area
+        w2 = e2 / area
         s = w0 * iz0 + w1 * iz1 + w2 * iz2
         if s > 0.0:
             z = 1.0 / s
             if near <= z <= far:
                 return True, w0, w1, w2, z
-    return False, w0, w1, w2, 0.0
+    return False, 0.0, 0.0, 0.0, 0.0
 
 
 def texel_coords(w0, w1, w2, iz0, iz1, iz2, z, size):
@@ -593,6 +615,7 @@ def edge_axis_gradient(
     scan,
     scan_faces,
     scan_links,
+    use_rgb_grad,
     occlusion_aware,
     eps,
     grad_face_vertices,
@@ -615,6 +638,8 @@ def edge_axis_gradient(
         scan: (B, L, SCAN_CHANNELS, P) float32 channels of :func:`pack_pixel` along lines.
         scan_faces: (B, L, P) int32 visible face index along lines.
         scan_links: (B, L, P, 4) int32 from :func:`link_line`.
+        use_rgb_grad: whether colours have gradients; without them the only change an edge
+            can make is to alpha, so contraction next to a covered pixel changes nothing.
 
     Adds into ``grad_face_vertices[b, f, ia, axis]`` and ``[b, f, ib, axis]`` (float64).
     """
@@ -772,11 +797,14 @@ def edge_axis_gradient(
         far_side = far_crossing(a0, a1, b0, b1, c0, c1, line, float(inside))
         if far_side != far_side:
             continue
+        p_out = unsigned(d1_out)
+        if not use_rgb_grad and scan[b, ln, 7, p_out] != 0.0:
+            # Alpha only, and the revealed pixel is covered too: every change is zero.
+            continue
         if inside > 0:
             limit = math.floor(min(max(far_side, -1.0), float(n_pos)))
         else:
             limit = math.ceil(min(max(far_side, -1.0), float(n_pos)))
-        p_out = unsigned(d1_out)
         r_out = scan[b, ln, 4, p_out]
         g_out = scan[b, ln, 5, p_out]
         b_out = scan[b, ln, 6, p_out]
@@ -843,6 +871,7 @@ def kato_face_gradient(
     scan_y,
     faces_y,
     links_y,
+    use_rgb_grad,
     occlusion_aware,
     eps,
     grad_face_vertices,
@@ -872,6 +901,7 @@ def kato_face_gradient(
             scan_x,
             faces_x,
             links_x,
+            use_rgb_grad,
             occlusion_aware,
             eps,
             grad_face_vertices,
@@ -889,6 +919,7 @@ def kato_face_gradient(
             scan_y,
             faces_y,
             links_y,
+            use_rgb_grad,
             occlusion_aware,
             eps,
             grad_face_vertices,
