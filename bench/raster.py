@@ -3,10 +3,12 @@
 Scenes: the teapot and bunny from ``../shared/data/meshes`` and icospheres of 20k and 82k
 faces, normalised to a bounding-box centre at 0 and longest side spanning [-1, 1], seen from
 distance 2.732, elevation 30, azimuth 45 (+90 per extra batch item) with a 30 degree
-perspective half-angle. Modes: silhouette without anti-aliasing, and textured RGB (T=4)
-with anti-aliasing. The backward pass uses a squared-error loss against the rendering of a
-slightly rotated view (silhouette) or against random colours (RGB, a dense gradient like a
-style loss). DEODR 0.2.3 is measured on the same projected meshes when it is installed.
+perspective half-angle. Modes: silhouette without anti-aliasing, textured RGB (T=4)
+with anti-aliasing (what the applications render), and RGB with T=2 cubes without it (the
+like-for-like of DEODR's vertex colours; ``versus_deodr`` pairs them). The backward pass
+uses a squared-error loss against the rendering of a slightly rotated view (silhouette) or
+against random colours (RGB, a dense gradient like a style loss). DEODR 0.2.3 is measured
+on the same projected meshes when it is installed.
 
 Usage: python bench/raster.py [--device cpu|cuda] [--repeat N] [--image-size S]
 """
@@ -87,6 +89,12 @@ def timed(fn, repeat: int) -> float:
     return 1000.0 * statistics.median(times)
 
 
+# mode -> (texture size, anti-aliasing); "rgb-plain" is the like-for-like of DEODR's
+# vertex colours without anti-aliasing (a T=2 cube interpolates its corners' colours).
+MODES = {"silhouette": (0, False), "rgb": (4, True), "rgb-plain": (2, False)}
+LABELS = {"silhouette": "silhouette, no AA", "rgb": "rgb T=4, AA", "rgb-plain": "rgb T=2, no AA"}
+
+
 def bench_meshstyle(name, vertices, faces, batch, mode, size, device, repeat) -> dict:
     import torch
 
@@ -94,12 +102,14 @@ def bench_meshstyle(name, vertices, faces, batch, mode, size, device, repeat) ->
 
     fv = face_batch(vertices, faces, batch).to(device)
     target_fv = face_batch(vertices, faces, batch, azimuth_offset=5.0).to(device)
-    rgb = mode == "rgb"
-    kwargs = dict(image_size=size, anti_aliasing=rgb, backend=device)
+    rgb = mode != "silhouette"
+    texture_size, anti_aliasing = MODES[mode]
+    kwargs = dict(image_size=size, anti_aliasing=anti_aliasing, backend=device)
     generator = torch.Generator().manual_seed(0)
     textures = None
     if rgb:
-        textures = torch.rand((batch, len(faces), 4, 4, 4, 3), generator=generator).to(device)
+        shape = (batch, len(faces), texture_size, texture_size, texture_size, 3)
+        textures = torch.rand(shape, generator=generator).to(device)
         target = torch.rand((batch, 3, size, size), generator=generator).to(device)
     else:
         with torch.no_grad():
@@ -125,7 +135,7 @@ def bench_meshstyle(name, vertices, faces, batch, mode, size, device, repeat) ->
     return {
         "scene": name,
         "faces": len(faces),
-        "mode": "silhouette, no AA" if not rgb else "rgb T=4, AA",
+        "mode": LABELS[mode],
         "batch": batch,
         "forward_ms": round(timed(forward, repeat), 3),
         "forward_backward_ms": round(timed(forward_backward, repeat), 3),
@@ -201,6 +211,30 @@ def bench_deodr(name, vertices, faces, mode, size, repeat) -> dict:
         "forward_backward_ms": round(timed(forward_backward, repeat), 3),
         "notes": f"back-face culling on (needed for its gradients), sigma=1; {edge_note}",
     }
+
+
+def versus(ours: list[dict], theirs: list[dict]) -> list[dict]:
+    """Forward+backward of the like-for-like pairs (batch 1, no anti-aliasing) side by side;
+    ``ratio`` > 1 means meshstyle is slower."""
+    pairs = {"silhouette, no AA": "silhouette (1 channel)", "rgb T=2, no AA": "rgb vertex colours"}
+    rows = []
+    for mine in ours:
+        if mine["batch"] != 1 or mine["mode"] not in pairs:
+            continue
+        for other in theirs:
+            if other["scene"] == mine["scene"] and other["mode"] == pairs[mine["mode"]]:
+                rows.append(
+                    {
+                        "scene": mine["scene"],
+                        "mode": mine["mode"],
+                        "meshstyle_ms": mine["forward_backward_ms"],
+                        "deodr_ms": other["forward_backward_ms"],
+                        "ratio": round(
+                            mine["forward_backward_ms"] / other["forward_backward_ms"], 2
+                        ),
+                    }
+                )
+    return rows
 
 
 STARTUP = """
@@ -286,7 +320,7 @@ def main() -> None:
     meshes = {name: load_mesh(name) for name in args.scenes.split(",")}
     results = []
     for name, (vertices, faces) in meshes.items():
-        for mode in ("silhouette", "rgb"):
+        for mode in MODES:
             for batch in (1, 4):
                 results.append(
                     bench_meshstyle(
@@ -313,6 +347,7 @@ def main() -> None:
                     bench_deodr(name, vertices, faces, mode, args.image_size, args.repeat)
                 )
         report["deodr"] = {"version": deodr.__version__, "results": deodr_results}
+        report["versus_deodr"] = versus(results, deodr_results)
     except ImportError as error:
         report["deodr"] = {"installed": False, "error": str(error)}
     print(json.dumps(report, indent=2))
