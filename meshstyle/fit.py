@@ -76,6 +76,7 @@ def fit_silhouettes(
     cameras: Cameras,
     settings: FitSettings | None = None,
     progress: Callable[[int, float], None] | None = None,
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Move ``vertices`` so that the mesh's silhouettes match ``targets``.
 
@@ -86,12 +87,13 @@ def fit_silhouettes(
         cameras: N cameras.
         settings: fit settings.
         progress: called with (step, loss).
+        backend: rasterizer backend.
 
     Returns:
         (V, 3) fitted vertices.
     """
     settings = settings or FitSettings()
-    raster = RenderSettings(image_size=settings.image_size, anti_aliasing=False)
+    raster = RenderSettings(image_size=settings.image_size, anti_aliasing=False, backend=backend)
     fitted = vertices.detach().clone().requires_grad_(True)
     optimiser = torch.optim.Adam([fitted], lr=settings.lr)
     n = cameras.batch_size
@@ -113,5 +115,5 @@ def fit_silhouettes(
         loss.backward()
         optimiser.step()
         if progress is not None:
-            progress(step, float(loss))
+            progress(step, float(loss.detach()))
     return fitted.detach()

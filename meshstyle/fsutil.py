@@ -67,3 +67,15 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write UTF-8 ``text`` to ``path`` atomically and return the final path."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def temporary_folder(parent: str | os.PathLike, name: str, suffix: str) -> Path:
+    """A new hidden folder ``parent/.{name}.XXXX{suffix}`` to fill and then rename into place.
+
+    ``mkdtemp`` makes the folder private (0700); it gets the permissions any new folder would
+    get under the user's umask, so that results renamed into place are as readable as the
+    user's other files (shared cluster storage, say).
+    """
+    folder = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=suffix, dir=parent))
+    os.chmod(folder, 0o777 & ~_umask())
+    return folder

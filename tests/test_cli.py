@@ -1,6 +1,8 @@
 """The command line through click's CliRunner: outputs, and clear errors for bad input."""
 
 import json
+import os
+import stat
 import subprocess
 import sys
 
@@ -16,6 +18,12 @@ from tests.clitools import tiny_preset, write_sphere, write_style
 @pytest.fixture()
 def runner():
     return CliRunner()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def invoke(runner, *args):
@@ -95,6 +103,8 @@ def test_stylize_writes_every_output(runner, tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["jobs"][0]["status"] == "done"
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+    # The job folder is as readable as any new folder (not private like a temporary one).
+    assert stat.S_IMODE(job.stat().st_mode) == 0o777 & ~_umask()
 
 
 def test_deepdream_writes_its_folder(runner, tmp_path):
@@ -166,3 +176,50 @@ def test_missing_style_and_mesh(runner, tmp_path):
     style = write_style(tmp_path / "s.png")
     result = invoke(runner, "stylize", style, "-o", tmp_path / "out")
     assert result.exit_code == 2 and "no mesh" in result.output
+
+
+def test_fit_recovers_the_teapot_from_silhouettes(runner, tmp_path, mesh_path):
+    target = mesh_path("teapot")
+    out = tmp_path / "out"
+    args = ["fit", target, "-o", out, "--iterations", 150, "--image-size", 48, "-q"]
+    result = invoke(runner, *args)
+    assert result.exit_code == 0, result.output
+    job = out / "teapot__fit"
+    for name in (
+        "teapot_fit.obj",
+        "teapot_fit.mtl",
+        "teapot_fit.png",
+        "teapot_fit.glb",
+        "turntable.gif",
+        "target_fit.png",
+        "loss.csv",
+        COMPLETE_MARKER,
+    ):
+        assert (job / name).is_file(), name
+    summary = json.loads((job / COMPLETE_MARKER).read_text())
+    assert summary["held_out_iou_before"] < 0.5
+    assert summary["held_out_iou_after"] > 0.8, summary
+    assert f"{summary['held_out_iou_after']:.3f}" in result.output
+    assert len((job / "loss.csv").read_text().splitlines()) == 151
+    # The fitted mesh is written in the target's own frame: bounding boxes agree.
+    import trimesh
+
+    fitted = trimesh.load(job / "teapot_fit.obj", force="mesh")
+    original = trimesh.load(target, force="mesh")
+    extent = original.extents.max()
+    assert abs(fitted.bounds - original.bounds).max() < 0.15 * extent
+    # A finished result is kept unless --overwrite.
+    again = invoke(runner, *args)
+    assert again.exit_code == 1 and "--overwrite" in again.output
+    assert invoke(runner, *args, "--overwrite").exit_code == 0
+
+
+def test_fit_bad_input(runner, tmp_path):
+    junk = tmp_path / "junk.obj"
+    junk.write_text("v 0 0 0\n")
+    result = invoke(runner, "fit", junk, "-o", tmp_path / "out", "-q")
+    assert result.exit_code == 1 and "junk.obj" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out" / "junk__fit").exists()
+    result = invoke(runner, "fit", junk, "--radius", "0")
+    assert result.exit_code == 2 and "--radius" in result.output

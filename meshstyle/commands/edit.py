@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from meshstyle.fsutil import temporary_folder
 from meshstyle.jobs import COMPLETE_MARKER, Job, commit_folder, write_marker
 from meshstyle.runtime import Device
 from meshstyle.settings import EditSettings
@@ -140,7 +140,7 @@ def run_job(
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     remove_partials(job, out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{job.name}.", suffix=PARTIAL_SUFFIX, dir=out))
+    tmp = temporary_folder(out, job.name, PARTIAL_SUFFIX)
     try:
         outputs, losses, timing = _write_job(
             job, settings, tmp, device, max_faces, decimate, progress
