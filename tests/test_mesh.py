@@ -403,7 +403,8 @@ def test_float32_overflow(tmp_path):
 
 
 def test_huge_and_tiny_files_normalise(tmp_path):
-    for scale in (1e8, 1e-8):
+    # 1e-30: areas of order 1e-60 underflow float32; faces must still count as good.
+    for scale in (1e30, 1e8, 1e-8, 1e-30):
         # PLY stores float32 exactly; trimesh's OBJ writer rounds to 8 decimals
         path = tmp_path / f"box_{scale:g}.ply"
         box = unwelded_box()
