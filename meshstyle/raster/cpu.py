@@ -76,6 +76,8 @@ setup_face = _device.setup_face
 fragment = _device.fragment
 shade_pixel = _device.shade_pixel
 pack_pixel = _device.pack_pixel
+pack_alpha_channels = _device.pack_alpha_channels
+is_colour_channel = _device.is_colour_channel
 link_line = _device.link_line
 kato_face_gradient = _device.kato_face_gradient
 interior_face_gradient = _device.interior_face_gradient
@@ -83,17 +85,6 @@ finite_or_zero = _device.finite_or_zero
 
 
 SCAN_CHANNELS = geometry.SCAN_CHANNELS
-
-
-@njit(inline="always", error_model="numpy")
-def pack_alpha_pixel(b, row, col, alpha, depth, grad_alpha, use_alpha_grad, scan_x):
-    """:func:`geometry.pack_pixel` without colour gradients, writing only the channels
-    that are not zero then: 3 (alpha's gradient), 7 (alpha) and 8 (depth)."""
-    c = unsigned(col)
-    r = unsigned(row)
-    scan_x[b, r, 3, c] = grad_alpha[b, r, c] if use_alpha_grad else 0.0
-    scan_x[b, r, 7, c] = alpha[b, r, c]
-    scan_x[b, r, 8, c] = depth[b, r, c]
 
 
 def _chunks(n_items: int) -> int:
@@ -424,14 +415,16 @@ def pack_scans(
                         scan_x,
                     )
                 else:
-                    pack_alpha_pixel(b, row, col, alpha, depth, grad_alpha, use_alpha_grad, scan_x)
+                    pack_alpha_channels(
+                        b, row, col, alpha, depth, grad_alpha, use_alpha_grad, scan_x
+                    )
         for col in range(col0, col1):
             for row in range(row0, row1):
                 faces_y[b, unsigned(col), unsigned(row)] = face_index[
                     b, unsigned(row), unsigned(col)
                 ]
         for k in range(SCAN_CHANNELS):
-            if not use_rgb_grad and k != 3 and k < 7:
+            if not use_rgb_grad and is_colour_channel(k):
                 continue
             for col in range(col0, col1):
                 for row in range(row0, row1):

@@ -59,6 +59,8 @@ DEVICE_FUNCTIONS = (
     "texel_weight",
     "sample_texture",
     "shade_pixel",
+    "is_colour_channel",
+    "pack_alpha_channels",
     "pack_pixel",
     "is_active",
     "change_dot",
@@ -426,6 +428,19 @@ def pack_pixel(
         else:
             scan_x[b, r, k, c] = 0.0
             scan_x[b, r, 4 + k, c] = 0.0
+    pack_alpha_channels(b, row, col, alpha, depth, grad_alpha, use_alpha_grad, scan_x)
+
+
+def is_colour_channel(k):
+    """Whether scan channel ``k`` holds a colour's gradient (0-2) or value (4-6)."""
+    return k < 3 or 4 <= k < 7
+
+
+def pack_alpha_channels(b, row, col, alpha, depth, grad_alpha, use_alpha_grad, scan_x):
+    """The part of :func:`pack_pixel` that does not depend on colour: channels 3 (alpha's
+    gradient), 7 (alpha) and 8 (depth)."""
+    c = unsigned(col)
+    r = unsigned(row)
     scan_x[b, r, 3, c] = grad_alpha[b, r, c] if use_alpha_grad else 0.0
     scan_x[b, r, 7, c] = alpha[b, r, c]
     scan_x[b, r, 8, c] = depth[b, r, c]
