@@ -16,6 +16,7 @@ The job writes into a hidden temporary folder inside OUT and renames it into pla
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from collections.abc import Callable
@@ -184,13 +185,7 @@ def fit_to_folder(
             "target": str(target),
             "template": "icosphere-642" if template is None else str(template),
             "views": views,
-            "settings": {
-                "iterations": settings.iterations,
-                "lr": settings.lr,
-                "smooth_weight": settings.smooth_weight,
-                "image_size": settings.image_size,
-                "radius": radius,
-            },
+            "settings": {**dataclasses.asdict(settings), "radius": radius},
             "held_out_iou_before": round(float(before.mean()), 4),
             "held_out_iou_after": round(float(after.mean()), 4),
             "seconds": round(time.perf_counter() - start, 3),
