@@ -18,6 +18,8 @@ from meshstyle.mesh import sanitise_name as safe_name
 
 #: Written last into a job folder: its presence means every output is complete.
 COMPLETE_MARKER = ".meshstyle-complete.json"
+#: Suffix of a job's hidden folder while it is being written.
+PARTIAL_SUFFIX = ".partial"
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,18 @@ def parse_shard(text: str) -> tuple[int, int]:
 def shard(jobs: list[Job], k: int, n: int) -> list[Job]:
     """The K-th of N deterministic slices: jobs whose position ≡ K−1 (mod N)."""
     return [job for i, job in enumerate(jobs) if i % n == k - 1]
+
+
+def partial_folder(out: Path, name: str) -> Path:
+    """A new hidden folder in ``out`` for the job folder ``name`` to be written into.
+
+    Whatever an earlier, interrupted run of the same job left there is removed first.
+    """
+    from meshstyle.fsutil import temporary_folder
+
+    for leftover in out.glob(f".{name}.*{PARTIAL_SUFFIX}"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    return temporary_folder(out, name, PARTIAL_SUFFIX)
 
 
 def commit_folder(tmp: Path, final: Path, *, overwrite: bool) -> None:

@@ -182,6 +182,8 @@ def test_fit_recovers_the_teapot_from_silhouettes(runner, tmp_path, mesh_path):
     target = mesh_path("teapot")
     out = tmp_path / "out"
     args = ["fit", target, "-o", out, "--iterations", 150, "--image-size", 48, "-q"]
+    leftover = out / ".teapot__fit.killed.partial"  # what an interrupted run leaves
+    leftover.mkdir(parents=True)
     result = invoke(runner, *args)
     assert result.exit_code == 0, result.output
     job = out / "teapot__fit"
@@ -200,6 +202,7 @@ def test_fit_recovers_the_teapot_from_silhouettes(runner, tmp_path, mesh_path):
     assert summary["held_out_iou_before"] < 0.5
     assert summary["held_out_iou_after"] > 0.8, summary
     assert f"{summary['held_out_iou_after']:.3f}" in result.output
+    assert [p.name for p in out.iterdir()] == ["teapot__fit"]
     assert len((job / "loss.csv").read_text().splitlines()) == 151
     # The fitted mesh is written in the target's own frame: bounding boxes agree.
     import trimesh

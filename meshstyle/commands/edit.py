@@ -19,13 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from meshstyle.fsutil import temporary_folder
-from meshstyle.jobs import COMPLETE_MARKER, Job, commit_folder, write_marker
+from meshstyle.jobs import COMPLETE_MARKER, Job, commit_folder, partial_folder, write_marker
 from meshstyle.runtime import Device
 from meshstyle.settings import EditSettings
 
-#: Suffix of a job's folder while it is being written.
-PARTIAL_SUFFIX = ".partial"
 #: Views of the before/after sheet: (elevation, azimuth) in degrees.
 SHEET_VIEWS = ((30.0, 0.0), (30.0, 90.0), (30.0, 180.0), (30.0, 270.0))
 
@@ -139,8 +136,7 @@ def run_job(
     """
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    remove_partials(job, out)
-    tmp = temporary_folder(out, job.name, PARTIAL_SUFFIX)
+    tmp = partial_folder(out, job.name)
     try:
         outputs, losses, timing = _write_job(
             job, settings, tmp, device, max_faces, decimate, progress
@@ -169,12 +165,6 @@ def run_job(
         outputs={k: str(folder / v) for k, v in outputs.items()},
         timing=timing,
     )
-
-
-def remove_partials(job: Job, out: Path) -> None:
-    """Remove what an interrupted earlier run of this job left behind."""
-    for leftover in out.glob(f".{job.name}.*{PARTIAL_SUFFIX}"):
-        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _write_job(job, settings, folder: Path, device, max_faces, decimate, progress):

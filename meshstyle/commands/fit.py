@@ -133,9 +133,9 @@ def fit_to_folder(
         MeshError: the target or template cannot be used.
         FileExistsError: a complete result exists and ``overwrite`` is off.
     """
+    from meshstyle.commands.batch import check_writable
     from meshstyle.fit import fit_silhouettes, iou
-    from meshstyle.fsutil import temporary_folder
-    from meshstyle.jobs import COMPLETE_MARKER, commit_folder, write_marker
+    from meshstyle.jobs import COMPLETE_MARKER, commit_folder, partial_folder, write_marker
     from meshstyle.mesh import load_mesh, normalise, sanitise_name
     from meshstyle.renderer import RenderSettings, render
 
@@ -144,6 +144,7 @@ def fit_to_folder(
     final = out / f"{stem}__fit"
     if (final / COMPLETE_MARKER).is_file() and not overwrite:
         raise FileExistsError(f"{final}: output exists (use --overwrite)")
+    check_writable(out)
     mesh, transform = normalise(load_mesh(target))
     dev = device.torch_device
     t_vertices = torch.as_tensor(mesh.vertices, dtype=torch.float32, device=dev)
@@ -175,8 +176,7 @@ def fit_to_folder(
     with torch.no_grad():
         after = iou(render(fitted, s_faces, None, scoring, settings=raster).silhouettes, reference)
 
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_folder(out, final.name, ".partial")
+    tmp = partial_folder(out, final.name)
     try:
         outputs = _write_outputs(
             tmp, stem, mesh, t_vertices, t_faces, fitted, s_faces, transform, losses, device
