@@ -370,3 +370,27 @@ def write_glb(
     )
     data = trimesh.Scene(mesh).export(file_type="glb")
     return atomic_write_bytes(path, data)
+
+
+def write_mesh_files(
+    folder: str | os.PathLike, name: str, vertices, faces, cubes
+) -> dict[str, str]:
+    """The textured mesh as ``{name}.obj`` + ``.mtl`` + ``.png`` and ``{name}.glb``, from one
+    atlas bake.
+
+    Args:
+        folder: output folder.
+        name: base file name.
+        vertices: (V, 3) positions in the input's own frame.
+        faces: (F, 3) int vertex indices.
+        cubes: (F, T, T, T, 3) colours in [0, 1].
+
+    Returns:
+        File names (relative to ``folder``) by kind: ``obj``, ``mtl``, ``png`` and ``glb``.
+    """
+    baked = bake_atlas(cubes)
+    written = write_obj(folder, name, vertices, faces, cubes, baked=baked)
+    # The OBJ writer sanitises the name; the GLB takes the same one.
+    stem = Path(written["obj"]).stem
+    glb = write_glb(Path(folder) / f"{stem}.glb", vertices, faces, cubes, baked=baked)
+    return {**{kind: Path(path).name for kind, path in written.items()}, "glb": glb.name}

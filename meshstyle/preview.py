@@ -13,6 +13,8 @@ from meshstyle.shading import Lights
 
 #: Colour of a mesh that carries no texture: a light clay grey.
 CLAY = (0.78, 0.76, 0.72)
+#: Views of a comparison sheet's rows: (elevation, azimuth) in degrees.
+SHEET_VIEWS = ((30.0, 0.0), (30.0, 90.0), (30.0, 180.0), (30.0, 270.0))
 
 
 def view_lights(cameras: Cameras, ambient: float = 0.5, directional: float = 0.5) -> Lights:
@@ -97,3 +99,29 @@ def turntable_angles(frames: int, elevation: float, start_azimuth: float = 0.0):
     """(elevations, azimuths) of ``frames`` evenly spaced views around the vertical axis."""
     azimuths = start_azimuth + np.arange(frames, dtype=np.float64) * (360.0 / frames)
     return np.full(frames, elevation, dtype=np.float64), azimuths
+
+
+def sheet_frames(
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    textures: torch.Tensor,
+    *,
+    distance: float = DEFAULT_DISTANCE,
+    image_size: int = 256,
+    backend: str = "auto",
+) -> list[np.ndarray]:
+    """One row of a comparison sheet: the mesh from the four ``SHEET_VIEWS``.
+
+    Returns:
+        4 frames, (image_size, image_size, 3) uint8.
+    """
+    return render_frames(
+        vertices,
+        faces,
+        textures,
+        elevations=np.array([e for e, _ in SHEET_VIEWS]),
+        azimuths=np.array([a for _, a in SHEET_VIEWS]),
+        distance=distance,
+        image_size=image_size,
+        backend=backend,
+    )

@@ -23,9 +23,6 @@ from meshstyle.jobs import COMPLETE_MARKER, Job, commit_folder, partial_folder, 
 from meshstyle.runtime import Device
 from meshstyle.settings import EditSettings
 
-#: Views of the before/after sheet: (elevation, azimuth) in degrees.
-SHEET_VIEWS = ((30.0, 0.0), (30.0, 90.0), (30.0, 180.0), (30.0, 270.0))
-
 
 @dataclass(frozen=True)
 class JobOutcome:
@@ -64,7 +61,8 @@ class JobOutcome:
         }
 
 
-def _loss_csv(history: list[dict[str, float]]) -> str:
+def loss_csv(history: list[dict[str, float]]) -> str:
+    """The loss log as CSV: one row per step, floats to 6 significant digits."""
     if not history:
         return "step\n"
     buffer = io.StringIO()
@@ -73,23 +71,6 @@ def _loss_csv(history: list[dict[str, float]]) -> str:
     for row in history:
         writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
     return buffer.getvalue()
-
-
-def _sheet_frames(vertices, faces, colours, settings: EditSettings, backend: str):
-    from meshstyle.preview import render_frames
-
-    elevations = np.array([e for e, _ in SHEET_VIEWS])
-    azimuths = np.array([a for _, a in SHEET_VIEWS])
-    return render_frames(
-        vertices,
-        faces,
-        colours,
-        elevations=elevations,
-        azimuths=azimuths,
-        distance=settings.distance,
-        image_size=settings.preview_size,
-        backend=backend,
-    )
 
 
 def build_objective(job: Job, settings: EditSettings, faces: torch.Tensor, device: Device):
@@ -180,7 +161,7 @@ def _write_job(job, settings, folder: Path, device, max_faces, decimate, progres
     from meshstyle.images import contact_sheet, save_gif, save_png
     from meshstyle.mesh import decimate as decimate_mesh
     from meshstyle.mesh import load_mesh, normalise
-    from meshstyle.preview import render_frames, turntable_angles
+    from meshstyle.preview import render_frames, sheet_frames, turntable_angles
 
     header = f'# meshstyle {job.kind}\nmesh = "{job.mesh}"\n'
     if job.style is not None:
@@ -198,11 +179,16 @@ def _write_job(job, settings, folder: Path, device, max_faces, decimate, progres
     colours = initial_colours(normalised, settings.texture_size).to(dev)
     objective = build_objective(job, settings, faces, device)
 
-    before = _sheet_frames(vertices, faces, colours, settings, device.backend)
+    sheet = {
+        "distance": settings.distance,
+        "image_size": settings.preview_size,
+        "backend": device.backend,
+    }
+    before = sheet_frames(vertices, faces, colours, **sheet)
     result = edit_mesh(
         vertices, faces, colours, objective, settings, backend=device.backend, progress=progress
     )
-    after = _sheet_frames(result.vertices, faces, result.colours, settings, device.backend)
+    after = sheet_frames(result.vertices, faces, result.colours, **sheet)
     elevations, azimuths = turntable_angles(settings.turntable_frames, 30.0)
     turntable = render_frames(
         result.vertices,
@@ -218,16 +204,12 @@ def _write_job(job, settings, folder: Path, device, max_faces, decimate, progres
     stem = job.name.split("__")[0]
     edited = transform.invert(result.vertices.cpu().numpy().astype(np.float64))
     cubes = result.colours.cpu().numpy()
-    baked = export.bake_atlas(cubes)
-    written = export.write_obj(folder, stem, edited, normalised.faces, cubes, baked=baked)
-    outputs.update({kind: Path(path).name for kind, path in written.items()})
-    export.write_glb(folder / f"{stem}.glb", edited, normalised.faces, cubes, baked=baked)
-    outputs["glb"] = f"{stem}.glb"
+    outputs.update(export.write_mesh_files(folder, stem, edited, normalised.faces, cubes))
     save_gif(folder / "turntable.gif", turntable)
     outputs["turntable"] = "turntable.gif"
     save_png(folder / "before_after.png", contact_sheet([before, after], ["before", "after"]))
     outputs["sheet"] = "before_after.png"
-    atomic_write_text(folder / "loss.csv", _loss_csv(result.history))
+    atomic_write_text(folder / "loss.csv", loss_csv(result.history))
     outputs["losses"] = "loss.csv"
     first = result.history[0] if result.history else {}
     final = result.history[-1] if result.history else {}

@@ -175,6 +175,7 @@ def fit_to_folder(
     )
     with torch.no_grad():
         after = iou(render(fitted, s_faces, None, scoring, settings=raster).silhouettes, reference)
+    iou_before, iou_after = float(before.mean()), float(after.mean())
 
     tmp = partial_folder(out, final.name)
     try:
@@ -186,8 +187,8 @@ def fit_to_folder(
             "template": "icosphere-642" if template is None else str(template),
             "views": views,
             "settings": {**dataclasses.asdict(settings), "radius": radius},
-            "held_out_iou_before": round(float(before.mean()), 4),
-            "held_out_iou_after": round(float(after.mean()), 4),
+            "held_out_iou_before": round(iou_before, 4),
+            "held_out_iou_after": round(iou_after, 4),
             "seconds": round(time.perf_counter() - start, 3),
             "outputs": outputs,
         }
@@ -198,8 +199,8 @@ def fit_to_folder(
         raise
     return FitOutcome(
         folder=final,
-        iou_before=float(before.mean()),
-        iou_after=float(after.mean()),
+        iou_before=iou_before,
+        iou_after=iou_after,
         seconds=time.perf_counter() - start,
     )
 
@@ -209,18 +210,18 @@ def _write_outputs(
 ):
     """The fitted mesh (OBJ+MTL+PNG, GLB), turntable, comparison sheet and loss log."""
     from meshstyle import export
+    from meshstyle.commands.edit import loss_csv
     from meshstyle.commands.render import initial_colours
     from meshstyle.fsutil import atomic_write_text
     from meshstyle.images import contact_sheet, save_gif, save_png
-    from meshstyle.preview import CLAY, render_frames, turntable_angles
+    from meshstyle.preview import CLAY, render_frames, sheet_frames, turntable_angles
     from meshstyle.textures import uniform_cubes
 
     colours = torch.as_tensor(uniform_cubes(len(s_faces), 1, CLAY), device=fitted.device)
     target_colours = initial_colours(mesh, 1).to(fitted.device)
-    views = {"elevations": np.full(4, 30.0), "azimuths": np.arange(4) * 90.0}
     rows = [
-        render_frames(t_vertices, t_faces, target_colours, backend=device.backend, **views),
-        render_frames(fitted, s_faces, colours, backend=device.backend, **views),
+        sheet_frames(t_vertices, t_faces, target_colours, backend=device.backend),
+        sheet_frames(fitted, s_faces, colours, backend=device.backend),
     ]
     save_png(folder / "target_fit.png", contact_sheet(rows, ["target", "fit"]))
     elevations, azimuths = turntable_angles(36, 30.0)
@@ -229,21 +230,10 @@ def _write_outputs(
     )
     save_gif(folder / "turntable.gif", turntable)
 
-    name = f"{stem}_fit"
     vertices = transform.invert(fitted.cpu().numpy().astype(np.float64))
     cubes = colours.cpu().numpy()
-    baked = export.bake_atlas(cubes)
-    written = export.write_obj(folder, name, vertices, s_faces.cpu().numpy(), cubes, baked=baked)
-    export.write_glb(folder / f"{name}.glb", vertices, s_faces.cpu().numpy(), cubes, baked=baked)
-    rows_csv = "step,loss\n" + "".join(f"{i + 1},{v:.6g}\n" for i, v in enumerate(losses))
-    atomic_write_text(folder / "loss.csv", rows_csv)
-    outputs = {kind: Path(path).name for kind, path in written.items()}
-    outputs.update(
-        {
-            "glb": f"{name}.glb",
-            "turntable": "turntable.gif",
-            "sheet": "target_fit.png",
-            "losses": "loss.csv",
-        }
-    )
+    outputs = export.write_mesh_files(folder, f"{stem}_fit", vertices, s_faces.cpu().numpy(), cubes)
+    history = [{"step": i + 1, "loss": value} for i, value in enumerate(losses)]
+    atomic_write_text(folder / "loss.csv", loss_csv(history))
+    outputs.update({"turntable": "turntable.gif", "sheet": "target_fit.png", "losses": "loss.csv"})
     return outputs

@@ -540,7 +540,7 @@ def expansion_run(
         offset = pos - cross
         step_a = offset * slope_a + eps_a
         step_b = offset * slope_b + eps_b
-        # One division for both vertices: the scan is bound by division throughput.
+        # One division per pixel serves both vertices.
         shared = term / (step_a * step_b)
         grad_a += shared * step_b
         grad_b += shared * step_a
