@@ -1,0 +1,300 @@
+"""The reconstruction networks of Kato et al. (2018) and their regularisers.
+
+- :class:`Encoder`: 4 x 64 x 64 RGBA -> 512 features (3 conv 5x5 stride 2: 64, 128, 256
+  channels; then fully connected 1024, 1024, 512; ReLU throughout).
+- :class:`MeshDecoder`: features -> FC 1024 -> 2048, then a centroid head (3) and a
+  per-vertex bias head (642 x 3) deforming a sphere template. A vertex moves in a squashed
+  coordinate (logit of its template coordinate plus the bias, back through a sigmoid), so it
+  can never leave the unit cube, and the cube is re-centred on the centroid.
+- :class:`VoxelDecoder`: features -> 32^3 occupancy probabilities (FC then 3-D transposed
+  convolutions), the voxel baseline of the paper's comparison, trained with silhouettes by
+  projecting occupancy along view rays (:func:`project_voxels`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as functional
+from torch import nn
+
+from meshstyle.reconstruct.layout import IMAGE_SIZE
+
+DECODERS = ("mesh", "voxel")
+
+
+def sphere_template() -> tuple[torch.Tensor, torch.Tensor]:
+    """The 642-vertex unit icosphere, turned so that no coordinate is exactly zero.
+
+    The decoder takes the logit of each |coordinate|: a zero would be stuck at zero forever.
+
+    Returns:
+        vertices (642, 3) float32 and faces (1280, 3) int64, outward-facing.
+    """
+    import trimesh
+
+    sphere = trimesh.creation.icosphere(subdivisions=3, radius=1.0)
+    angle_y, angle_x = math.radians(17.0), math.radians(11.0)
+    turn_y = np.array(
+        [
+            [math.cos(angle_y), 0, math.sin(angle_y)],
+            [0, 1, 0],
+            [-math.sin(angle_y), 0, math.cos(angle_y)],
+        ]
+    )
+    turn_x = np.array(
+        [
+            [1, 0, 0],
+            [0, math.cos(angle_x), -math.sin(angle_x)],
+            [0, math.sin(angle_x), math.cos(angle_x)],
+        ]
+    )
+    vertices = np.asarray(sphere.vertices) @ (turn_x @ turn_y).T
+    return (
+        torch.tensor(vertices, dtype=torch.float32),
+        torch.tensor(np.asarray(sphere.faces), dtype=torch.int64),
+    )
+
+
+class Encoder(nn.Module):
+    """(B, 4, 64, 64) images in [0, 1] -> (B, 512) features."""
+
+    def __init__(self, channels_in: int = 4, features: int = 512):
+        super().__init__()
+        self.convs = nn.Sequential(
+            nn.Conv2d(channels_in, 64, 5, stride=2, padding=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 128, 5, stride=2, padding=2),
+            nn.ReLU(),
+            nn.Conv2d(128, 256, 5, stride=2, padding=2),
+            nn.ReLU(),
+        )
+        side = IMAGE_SIZE // 8
+        self.fcs = nn.Sequential(
+            nn.Linear(256 * side * side, 1024),
+            nn.ReLU(),
+            nn.Linear(1024, 1024),
+            nn.ReLU(),
+            nn.Linear(1024, features),
+            nn.ReLU(),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.fcs(self.convs(images).flatten(1))
+
+
+class MeshDecoder(nn.Module):
+    """(B, 512) features -> (B, 642, 3) vertices in [-0.5, 0.5]^3 of the sphere's faces.
+
+    Args:
+        features: input width.
+        centroid_scale: the centroid head's output is multiplied by this (0.1 in the
+            original) so the object starts centred.
+        template_scale: the template sphere's radius inside the unit cube (0.5 originally).
+    """
+
+    def __init__(self, features: int = 512, centroid_scale: float = 0.1, template_scale=0.5):
+        super().__init__()
+        vertices, faces = sphere_template()
+        base = vertices * template_scale
+        self.register_buffer("sign", torch.sign(base), persistent=False)
+        self.register_buffer("base_logit", torch.logit(base.abs()), persistent=False)
+        self.register_buffer("faces", faces, persistent=False)
+        self.centroid_scale = centroid_scale
+        self.fcs = nn.Sequential(
+            nn.Linear(features, 1024), nn.ReLU(), nn.Linear(1024, 2048), nn.ReLU()
+        )
+        self.centroid = nn.Linear(2048, 3)
+        self.bias = nn.Linear(2048, len(vertices) * 3)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        hidden = self.fcs(features)
+        centroid = torch.tanh(self.centroid(hidden) * self.centroid_scale)[:, None, :]
+        bias = self.bias(hidden).view(len(features), -1, 3)
+        # |v| = sigmoid(logit|template| + bias) keeps each coordinate inside (-1, 1); the
+        # positive and negative halves are then rescaled so the cube is re-centred on the
+        # centroid without leaving it.
+        v = torch.sigmoid(self.base_logit + bias) * self.sign
+        v = functional.relu(v) * (1 - centroid) - functional.relu(-v) * (1 + centroid)
+        return (v + centroid) * 0.5
+
+
+class VoxelDecoder(nn.Module):
+    """(B, 512) features -> (B, 32, 32, 32) occupancy probabilities indexed [x, y, z]."""
+
+    def __init__(self, features: int = 512):
+        super().__init__()
+        self.fcs = nn.Sequential(
+            nn.Linear(features, 1024), nn.ReLU(), nn.Linear(1024, 128 * 4 * 4 * 4), nn.ReLU()
+        )
+        self.deconvs = nn.Sequential(
+            nn.ConvTranspose3d(128, 64, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.ConvTranspose3d(64, 32, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.ConvTranspose3d(32, 1, 4, stride=2, padding=1),
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        hidden = self.fcs(features).view(len(features), 128, 4, 4, 4)
+        return torch.sigmoid(self.deconvs(hidden)[:, 0])
+
+
+class Reconstructor(nn.Module):
+    """Encoder plus a mesh or voxel decoder.
+
+    Args:
+        decoder: "mesh" or "voxel".
+    """
+
+    def __init__(self, decoder: str = "mesh"):
+        super().__init__()
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {list(DECODERS)}; got {decoder!r}")
+        self.kind = decoder
+        self.encoder = Encoder()
+        self.decoder = MeshDecoder() if decoder == "mesh" else VoxelDecoder()
+
+    @property
+    def faces(self) -> torch.Tensor:
+        """(1280, 3) template faces (mesh decoder only)."""
+        return self.decoder.faces
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 4, 64, 64) -> (B, 642, 3) vertices or (B, 32, 32, 32) occupancy."""
+        return self.decoder(self.encoder(images))
+
+
+# --------------------------------------------------------------------------- regularisers
+
+
+def adjacent_face_pairs(faces: torch.Tensor) -> torch.Tensor:
+    """Every interior edge with the two vertices opposite it.
+
+    Args:
+        faces: (F, 3) faces of a closed manifold mesh.
+
+    Returns:
+        (E, 4) int64 rows (v0, v1, v2, v3): edge v0-v1, v2 opposite in one face, v3 in the other.
+    """
+    f = faces.cpu().numpy()
+    edges = np.concatenate([f[:, [0, 1, 2]], f[:, [1, 2, 0]], f[:, [2, 0, 1]]])
+    key = np.sort(edges[:, :2], axis=1)
+    order = np.lexsort((key[:, 1], key[:, 0]))
+    key, opposite = key[order], edges[order, 2]
+    same = np.all(key[:-1] == key[1:], axis=1)
+    first = np.flatnonzero(same)
+    rows = np.stack([key[first, 0], key[first, 1], opposite[first], opposite[first + 1]], 1)
+    return torch.as_tensor(rows, dtype=torch.int64)
+
+
+def flatten_loss(vertices: torch.Tensor, pairs: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """The original "smoothness" loss: Σ (cos θ + 1)² over dihedral angles θ, batch mean.
+
+    θ is the angle between the two faces' in-plane normals to their shared edge; a flat
+    pair has θ = 180 degrees and costs nothing.
+
+    Args:
+        vertices: (B, V, 3).
+        pairs: (E, 4) from :func:`adjacent_face_pairs`.
+
+    Returns:
+        Scalar.
+    """
+    v0, v1, v2, v3 = (vertices[:, pairs[:, k]] for k in range(4))
+    edge = v1 - v0
+    edge_sq = (edge * edge).sum(-1, keepdim=True) + eps
+
+    def away_from_edge(p):
+        d = p - v0
+        return d - edge * (d * edge).sum(-1, keepdim=True) / edge_sq
+
+    a, b = away_from_edge(v2), away_from_edge(v3)
+    cos = (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1) + eps)
+    return ((cos + 1) ** 2).sum() / len(vertices)
+
+
+def laplacian_loss(vertices: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
+    """Σ ‖v − mean of v's neighbours‖² per mesh, batch mean.
+
+    Args:
+        vertices: (B, V, 3).
+        neighbours: (V, V) row-normalised adjacency (see :func:`mean_neighbours`).
+
+    Returns:
+        Scalar.
+    """
+    batch, count, _ = vertices.shape
+    flat = vertices.permute(1, 0, 2).reshape(count, -1)
+    mean = (neighbours @ flat).reshape(count, batch, 3).permute(1, 0, 2)
+    return ((vertices - mean) ** 2).sum() / batch
+
+
+def mean_neighbours(faces: torch.Tensor, count: int) -> torch.Tensor:
+    """(V, V) matrix averaging each vertex's mesh neighbours."""
+    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    edges = torch.unique(torch.cat([edges, edges.flip(1)]), dim=0)
+    degree = torch.bincount(edges[:, 0], minlength=count).clamp_min(1).float()
+    values = 1.0 / degree[edges[:, 0]]
+    # Dense: 642 x 642 is small, and a dense product is as fast here as a sparse one.
+    matrix = torch.zeros(count, count)
+    matrix[edges[:, 0], edges[:, 1]] = values
+    return matrix
+
+
+def soft_iou_loss(target: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
+    """1 − mean soft IoU of (B, H, W) silhouettes."""
+    inter = (target * predicted).flatten(1).sum(1)
+    union = (target + predicted - target * predicted).flatten(1).sum(1)
+    return 1 - (inter / union.clamp_min(1e-6)).mean()
+
+
+# --------------------------------------------------------------------------- voxel projection
+
+
+def view_rays(cameras, image_size: int = IMAGE_SIZE, samples: int = 64, extent: float = 0.5):
+    """Sample points along every pixel's ray through the voxel cube, in grid_sample units.
+
+    Args:
+        cameras: B cameras (:class:`meshstyle.camera.Cameras`), perspective.
+        image_size: S; rays through the pixel centres of an S x S image (DESIGN section 3).
+        samples: points per ray, evenly spaced over the depths the cube can occupy.
+        extent: the grid spans [-extent, extent]^3.
+
+    Returns:
+        (B, S, S, samples, 3) coordinates for :func:`torch.nn.functional.grid_sample` on a
+        (B, 1, X, Y, Z) volume: last axis (z, y, x) / extent.
+    """
+    from meshstyle.camera import look_at_rotation
+
+    centres = (2 * torch.arange(image_size, dtype=torch.float32) + 1 - image_size) / image_size
+    y, x = torch.meshgrid(-centres, centres, indexing="ij")  # row 0 is the top
+    tan = math.tan(math.radians(cameras.viewing_angle))
+    direction = torch.stack([x * tan, y * tan, torch.ones_like(x)], -1)  # camera space, z = depth
+    rotation = look_at_rotation(cameras.eye, cameras.at, cameras.up)  # world -> camera
+    world_dir = torch.einsum("bji,hwj->bhwi", rotation, direction)
+    radius = math.sqrt(3) * extent
+    distance = cameras.eye.norm(dim=-1)
+    depth = torch.linspace(-radius, radius, samples)[None, :] + distance[:, None]  # (B, D)
+    points = cameras.eye[:, None, None, None, :] + (
+        world_dir[:, :, :, None, :] * depth[:, None, None, :, None]
+    )
+    return points.flip(-1) / extent
+
+
+def project_voxels(occupancy: torch.Tensor, rays: torch.Tensor) -> torch.Tensor:
+    """Silhouettes of occupancy grids: the largest occupancy met along each pixel's ray.
+
+    Args:
+        occupancy: (B, X, Y, Z) probabilities indexed [x, y, z].
+        rays: (B, H, W, D, 3) from :func:`view_rays`.
+
+    Returns:
+        (B, H, W) silhouettes in [0, 1].
+    """
+    sampled = functional.grid_sample(
+        occupancy[:, None], rays, mode="bilinear", padding_mode="zeros", align_corners=False
+    )  # (B, 1, H, W, D)
+    return sampled[:, 0].amax(-1)
