@@ -506,6 +506,16 @@ def info() -> None:
         click.echo(f"{key:<22}{value}")
 
 
+def _add_reconstruct() -> None:
+    # The reconstruct group lives in its own module; importing it needs only click.
+    from meshstyle.commands.reconstruct_cli import reconstruct
+
+    cli.add_command(reconstruct)
+
+
+_add_reconstruct()
+
+
 class _progress:
     """A rich progress bar on stderr that steps to the count a callback reports."""
 

@@ -288,13 +288,17 @@ def make_object(rng: np.random.Generator, kind: str) -> tuple[np.ndarray, np.nda
     return render_views(vertices, faces, shades[owner]), object_voxels(parts)
 
 
+def split_rng(kind: str, split: str, seed: int) -> np.random.Generator:
+    """The generator of one class's split, seeded from (seed, class, split)."""
+    return np.random.default_rng([seed, zlib.crc32(f"{kind}/{split}".encode())])
+
+
 def make_split(kind: str, split: str, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``count`` objects: images (N, 24, 4, 64, 64) uint8 and voxels (N, 32, 32, 32) bool.
 
     The generator is seeded from (seed, class, split), so each file is reproducible alone.
     """
-    key = zlib.crc32(f"{kind}/{split}".encode())
-    rng = np.random.default_rng([seed, key])
+    rng = split_rng(kind, split, seed)
     images = np.zeros((count, VIEWS, 4, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     voxels = np.zeros((count, VOXEL_SIZE, VOXEL_SIZE, VOXEL_SIZE), dtype=bool)
     for n in range(count):

@@ -296,7 +296,7 @@ class Trainer:
             regulariser = regulariser + self.settings.laplacian_weight * laplacian_loss(
                 output, self.neighbours
             )
-        return silhouette + regulariser, float(silhouette), float(regulariser)
+        return silhouette + regulariser, float(silhouette.detach()), float(regulariser.detach())
 
     def step(self) -> tuple[float, float, float]:
         """One Adam step; returns (loss, silhouette term, regulariser term)."""
@@ -311,7 +311,7 @@ class Trainer:
         loss.backward()
         self.optimizer.step()
         self.step_count += 1
-        return float(loss), silhouette, regulariser
+        return float(loss.detach()), silhouette, regulariser
 
     def validate(self) -> float:
         """Mean voxel IoU on the fixed validation sample."""

@@ -1,0 +1,277 @@
+"""``meshstyle reconstruct``: the glue between the click commands and meshstyle.reconstruct.
+
+Each function here does one command's work and returns what the command prints; progress
+is drawn with rich on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from meshstyle.fsutil import atomic_write_text
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def make_data(out: Path, classes: list[str], counts: dict[str, int], seed: int, quiet: bool):
+    """Write the procedural data set; returns the list of files written."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from meshstyle.reconstruct.procedural import CLASSES, make_object, split_rng, write_split
+
+    unknown = [c for c in classes if c not in CLASSES]
+    if unknown:
+        raise ValueError(f"unknown class {unknown[0]!r}; procedural classes are {list(CLASSES)}")
+    out.mkdir(parents=True, exist_ok=True)
+    existing = [
+        p.name
+        for c in classes
+        for s in counts
+        for p in (out / f"{c}_{s}_images.npz", out / f"{c}_{s}_voxels.npz")
+        if p.exists()
+    ]
+    if existing:
+        raise FileExistsError(
+            f"{out / existing[0]}: already exists; make-data never overwrites "
+            "(choose an empty folder or remove the old files)"
+        )
+    total = len(classes) * sum(counts.values())
+    written = []
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_console(),
+        transient=True,
+        disable=quiet,
+    )
+    from meshstyle.reconstruct.layout import IMAGE_SIZE, VIEWS, VOXEL_SIZE
+
+    with progress:
+        task = progress.add_task("rendering objects", total=total)
+        for kind in classes:
+            for split, count in counts.items():
+                rng = split_rng(kind, split, seed)
+                images = np.zeros((count, VIEWS, 4, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+                voxels = np.zeros((count, VOXEL_SIZE, VOXEL_SIZE, VOXEL_SIZE), dtype=bool)
+                for n in range(count):
+                    images[n], voxels[n] = make_object(rng, kind)
+                    progress.advance(task)
+                written += write_split(out, kind, split, images, voxels)
+    return written
+
+
+def check_data(data: Path, layout_name: str, split: str, classes, per_class: int):
+    """Check a layout on a sample; returns the :class:`LayoutCheck`."""
+    from meshstyle.reconstruct.check import check_layout
+    from meshstyle.reconstruct.data import load_split
+    from meshstyle.reconstruct.layout import get_layout
+
+    layout = get_layout(layout_name)
+    loaded = load_split(data, split, layout, classes)
+    return check_layout(loaded, per_class=per_class)
+
+
+def train_run(data: Path, run: Path, settings, iterations, minutes, device, quiet: bool):
+    """Train with a rich progress line (loss, validation IoU, images/s)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from meshstyle.reconstruct.train import Trainer, train
+
+    console = _console()
+    trainer = Trainer(data, run, settings, (device.torch_device, device.backend))
+    if trainer.resumed:
+        console.print(f"resuming {run} at step {trainer.step_count}")
+    if iterations is not None and trainer.step_count >= iterations:
+        raise ValueError(
+            f"{run}: already trained for {trainer.step_count} steps; give --iterations above "
+            "that, or --minutes, to train further"
+        )
+    by_time = iterations is None
+    total = 60.0 * minutes if by_time else iterations - trainer.step_count
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn() if not by_time else TextColumn("{task.fields[steps]} steps"),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=quiet,
+    )
+    state = {"val": "", "start": time.perf_counter(), "first": trainer.step_count}
+
+    def on_step(report) -> None:
+        if report.val_iou is not None:
+            state["val"] = f" val IoU {report.val_iou:.3f}"
+        done = time.perf_counter() - state["start"] if by_time else report.step - state["first"]
+        progress.update(
+            task,
+            completed=min(done, total),
+            steps=report.step,
+            status=f"loss {report.loss:.4f}{state['val']} {report.images_per_s:.0f} img/s",
+        )
+
+    with progress:
+        task = progress.add_task(
+            f"training {trainer.settings.decoder}", total=total, steps=0, status="loss -"
+        )
+        outcome = train(
+            data,
+            run,
+            trainer.settings,
+            iterations=iterations,
+            minutes=minutes,
+            on_step=on_step,
+            trainer=trainer,
+        )
+    return outcome
+
+
+def evaluate_run(data: Path, model_dir: Path, split: str, device, output: Path | None):
+    """Score a run on a split; returns the result dict (also written to ``output``)."""
+    from rich.progress import Progress
+
+    from meshstyle.reconstruct.data import load_split
+    from meshstyle.reconstruct.evaluate import per_class, score
+    from meshstyle.reconstruct.layout import get_layout
+    from meshstyle.reconstruct.train import TrainSettings, load_model
+
+    model, config = load_model(model_dir, device.torch_device)
+    settings = TrainSettings.from_json(config["settings"])
+    loaded = load_split(data, split, get_layout(settings.layout), config["classes"])
+    start = time.perf_counter()
+    with Progress(console=_console(), transient=True) as progress:
+        progress.add_task(f"reconstructing {len(loaded) * 24} views", total=None)
+        ious = score(model, loaded, device=device.torch_device)
+    seconds = time.perf_counter() - start
+    result = {
+        "split": split,
+        "decoder": settings.decoder,
+        "steps": config.get("steps"),
+        "objects": len(loaded),
+        "views_per_object": int(ious.shape[1]),
+        "iou": per_class(loaded, ious),
+        "seconds": round(seconds, 2),
+    }
+    if output is not None:
+        atomic_write_text(output, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def iou_table(result: dict):
+    """A rich table of per-class IoUs."""
+    from rich.table import Table
+
+    table = Table(title=f"voxel IoU, {result['split']} split ({result['decoder']} decoder)")
+    table.add_column("class")
+    table.add_column("IoU", justify="right")
+    for name, value in result["iou"].items():
+        if name != "mean":
+            table.add_row(name, f"{value:.4f}")
+    table.add_row("[bold]mean[/bold]", f"[bold]{result['iou']['mean']:.4f}[/bold]")
+    return table
+
+
+def read_image(path: Path) -> np.ndarray:
+    """An input picture as the network's (4, 64, 64) float32 RGBA in [0, 1].
+
+    RGBA images use their alpha; images without one are taken to be on black, the mask
+    being the pixels that are not (nearly) black. Non-square images are padded with black
+    to a square, then resized to 64 x 64.
+
+    Raises:
+        FileNotFoundError, ValueError: unreadable or unsupported file (named in the message).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: image not found")
+    try:
+        with Image.open(path) as opened:
+            image = opened.convert("RGBA") if "A" in opened.getbands() else opened.convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"{path}: not a readable image ({exc})") from None
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    if image.mode == "RGBA":
+        alpha = np.asarray(image, dtype=np.float32)[..., 3] / 255.0
+    else:
+        alpha = (rgb.max(-1) > 0.02).astype(np.float32)
+    rgba = np.concatenate([rgb * alpha[..., None], alpha[..., None]], -1)
+    height, width = alpha.shape
+    side = max(height, width)
+    padded = np.zeros((side, side, 4), dtype=np.float32)
+    top, left = (side - height) // 2, (side - width) // 2
+    padded[top : top + height, left : left + width] = rgba
+    if side != 64:
+        channels = [
+            np.asarray(Image.fromarray(padded[..., c]).resize((64, 64), Image.BILINEAR))
+            for c in range(4)
+        ]
+        padded = np.stack(channels, -1)
+    if not padded[..., 3].any():
+        raise ValueError(f"{path}: the object mask is empty (transparent or all-black image)")
+    return np.ascontiguousarray(padded.transpose(2, 0, 1))
+
+
+def predict_files(images: list[Path], model_dir: Path, out: Path, device, overwrite: bool):
+    """Reconstruct each image; writes ``OUT/<stem>.obj`` (+ .mtl, .png) and ``.glb``.
+
+    Returns:
+        (image, files written) pairs.
+    """
+    import torch
+
+    from meshstyle.export import write_mesh_files
+    from meshstyle.mesh import sanitise_name
+    from meshstyle.reconstruct.train import load_model
+    from meshstyle.reconstruct.voxelize import voxel_surface
+
+    stems = [sanitise_name(p.stem) for p in images]
+    seen: dict[str, Path] = {}
+    for path, stem in zip(images, stems, strict=True):
+        if stem in seen:
+            raise ValueError(f"{path}: same output name {stem!r} as {seen[stem]}; rename one")
+        seen[stem] = path
+        if not overwrite:
+            for suffix in (".obj", ".glb", ".mtl", ".png"):
+                if (out / f"{stem}{suffix}").exists():
+                    raise FileExistsError(
+                        f"{out / (stem + suffix)}: already exists; use --overwrite to replace it"
+                    )
+    batch = torch.from_numpy(np.stack([read_image(p) for p in images]))
+    model, config = load_model(model_dir, device.torch_device)
+    extent = 0.5
+    with torch.no_grad():
+        output = model(batch.to(device.torch_device)).cpu().numpy()
+    written = []
+    for path, stem, shape in zip(images, stems, output, strict=True):
+        if model.kind == "mesh":
+            vertices, faces = shape, model.faces.cpu().numpy()
+        else:
+            vertices, faces = voxel_surface(shape > 0.5, extent)
+            if len(faces) == 0:
+                raise ValueError(f"{path}: the voxel decoder predicts an empty grid")
+        grey = np.full((len(faces), 1, 1, 1, 3), 0.7, dtype=np.float32)
+        files = write_mesh_files(out, stem, vertices, faces, grey)
+        written.append((path, [out / name for name in files.values()]))
+    return written

@@ -1,0 +1,269 @@
+"""The ``meshstyle reconstruct`` click group: predict (the default), train, eval, make-data
+and check-data. Thin: each command parses its options and calls
+:mod:`meshstyle.commands.reconstruct`.
+
+``meshstyle reconstruct IMAGE... --model RUN -o OUT`` is short for
+``meshstyle reconstruct predict IMAGE... --model RUN -o OUT``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+_DEVICES = click.Choice(["auto", "cpu", "cuda"])
+
+
+def _runtime(device: str, threads: int | None):
+    from meshstyle.runtime import configure_threads, resolve_device
+
+    try:
+        resolved = resolve_device(device)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--device") from None
+    configure_threads(threads)
+    return resolved
+
+
+def _device_options(func):
+    func = click.option(
+        "--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: all)."
+    )(func)
+    return click.option(
+        "--device", type=_DEVICES, default="auto", show_default=True, help="Where to compute."
+    )(func)
+
+
+def _class_list(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names:
+        raise click.BadParameter("give class names separated by commas", param_hint="--classes")
+    return names
+
+
+class ReconstructGroup(click.Group):
+    """A group whose unknown first word is an image: it runs ``predict``."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            return "predict", self.commands["predict"], args
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=ReconstructGroup)
+def reconstruct() -> None:
+    """Reconstruct a mesh from one image with a network trained on silhouettes.
+
+    \b
+    meshstyle reconstruct make-data DATA             a procedural data set
+    meshstyle reconstruct check-data DATA            prove the cameras/voxels conventions
+    meshstyle reconstruct train DATA -o RUN          train (resumes RUN if it exists)
+    meshstyle reconstruct eval DATA --model RUN      per-class voxel IoU
+    meshstyle reconstruct IMAGE... --model RUN -o OUT    one OBJ + GLB per image
+    """
+
+
+@reconstruct.command("predict")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--model", "model_dir", required=True, type=click.Path(path_type=Path), help="A run folder."
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="Folder for <image>.obj/.mtl/.png and <image>.glb.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace earlier outputs of the same name.")
+@_device_options
+def predict(images, model_dir, output, overwrite, device, threads) -> None:
+    """Reconstruct each IMAGE (RGBA, or an object on black) as a mesh in the object's
+    canonical frame (+y up, inside [-0.5, 0.5]^3)."""
+    resolved = _runtime(device, threads)
+    from meshstyle.commands.reconstruct import predict_files
+
+    for image, files in predict_files(list(images), model_dir, output, resolved, overwrite):
+        click.echo(f"{image} -> {', '.join(str(f) for f in files if f.suffix in ('.obj', '.glb'))}")
+
+
+@reconstruct.command("train")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "run",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run folder; an existing run is resumed with its own settings.",
+)
+@click.option("--classes", default=None, help="Comma-separated class names (default: all).")
+@click.option("--decoder", type=click.Choice(["mesh", "voxel"]), default="mesh", show_default=True)
+@click.option("--iterations", type=click.IntRange(min=1), default=None, help="Total steps.")
+@click.option(
+    "--minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Train for this long now (with --iterations: whichever ends first).",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1e-3,
+    show_default=True,
+    help="Adam learning rate (the original: 1e-4 at batch 64 for a million GPU steps).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--eval-every", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option(
+    "--layout",
+    type=click.Choice(["meshstyle", "original"]),
+    default="meshstyle",
+    show_default=True,
+    help="The data's conventions (original: Kato et al.'s ShapeNet files).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@_device_options
+def train(
+    data,
+    run,
+    classes,
+    decoder,
+    iterations,
+    minutes,
+    batch_size,
+    lr,
+    seed,
+    eval_every,
+    layout,
+    quiet,
+    device,
+    threads,
+) -> None:
+    """Train a reconstructor on DATA's train split, validating on its val split."""
+    resolved = _runtime(device, threads)
+    from meshstyle.commands.reconstruct import train_run
+    from meshstyle.reconstruct.train import TrainSettings
+
+    if iterations is None and minutes is None:
+        iterations = 1000
+    settings = TrainSettings(
+        decoder=decoder,
+        layout=layout,
+        classes=tuple(_class_list(classes) or ()),
+        batch_size=batch_size,
+        learning_rate=lr,
+        seed=seed,
+        eval_every=eval_every,
+    )
+    outcome = train_run(data, run, settings, iterations, minutes, resolved, quiet)
+    val = "-" if outcome.val_iou is None else f"{outcome.val_iou:.4f}"
+    click.echo(
+        f"{outcome.steps_now} steps in {outcome.seconds_now:.0f}s "
+        f"({outcome.steps} in total); validation IoU {val}; wrote {outcome.run}"
+    )
+
+
+@reconstruct.command("eval")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--model", "model_dir", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the JSON to this file.",
+)
+@_device_options
+def evaluate(data, model_dir, split, as_json, output, device, threads) -> None:
+    """Per-class voxel IoU of RUN's model on DATA's split (all objects, all 24 views)."""
+    resolved = _runtime(device, threads)
+    from meshstyle.commands.reconstruct import evaluate_run, iou_table
+
+    result = evaluate_run(data, model_dir, split, resolved, output)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        from rich.console import Console
+
+        Console().print(iou_table(result))
+
+
+@reconstruct.command("make-data")
+@click.argument("output", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--classes", default="chair,table,lamp,airplane,vessel", show_default=True)
+@click.option("--train", "n_train", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--val", "n_val", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--test", "n_test", type=click.IntRange(min=1), default=40, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-q", "--quiet", is_flag=True)
+def make_data(output, classes, n_train, n_val, n_test, seed, quiet) -> None:
+    """Render a procedural data set (objects per class and split) into OUTPUT."""
+    from meshstyle.commands.reconstruct import make_data as run
+
+    counts = {"train": n_train, "val": n_val, "test": n_test}
+    written = run(output, _class_list(classes), counts, seed, quiet)
+    click.echo(f"wrote {len(written)} files to {output}")
+
+
+@reconstruct.command("check-data")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option(
+    "--layout",
+    type=click.Choice(["meshstyle", "original"]),
+    default="meshstyle",
+    show_default=True,
+)
+@click.option(
+    "--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True
+)
+@click.option("--classes", default=None, help="Comma-separated class names (default: all).")
+@click.option(
+    "--objects",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Objects checked per class.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def check_data(data, layout, split, classes, objects, as_json) -> None:
+    """Render the voxels' surface from the layout's cameras and compare with the masks."""
+    from meshstyle.commands.reconstruct import check_data as run
+    from meshstyle.reconstruct.check import PASS_IOU
+
+    result = run(data, layout, split, _class_list(classes), objects)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "layout": layout,
+                    "per_class": result.per_class,
+                    "mean": result.mean,
+                    "worst": result.worst,
+                    "objects": result.objects,
+                    "passed": result.passed,
+                },
+                indent=2,
+            )
+        )
+    else:
+        for name, value in result.per_class.items():
+            click.echo(f"{name:<16}{value:.4f}")
+        click.echo(f"{'mean':<16}{result.mean:.4f}  (worst object {result.worst:.4f})")
+    if not result.passed:
+        raise click.ClickException(
+            f"{data}: voxels and masks disagree (mean IoU {result.mean:.3f} < {PASS_IOU}); "
+            f"the files do not follow the '{layout}' layout"
+        )
+    if not as_json:
+        click.echo(f"layout '{layout}' confirmed on {result.objects} objects")
