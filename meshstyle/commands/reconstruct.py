@@ -98,13 +98,13 @@ def train_run(data: Path, run: Path, settings, iterations, minutes, device, quie
 
     console = _console()
     trainer = Trainer(data, run, settings, (device.torch_device, device.backend))
-    if trainer.resumed:
-        console.print(f"resuming {run} at step {trainer.step_count}")
     if iterations is not None and trainer.step_count >= iterations:
         raise ValueError(
             f"{run}: already trained for {trainer.step_count} steps; give --iterations above "
             "that, or --minutes, to train further"
         )
+    if trainer.resumed and not quiet:
+        console.print(f"resuming {run} at step {trainer.step_count}")
     by_time = iterations is None
     total = 60.0 * minutes if by_time else iterations - trainer.step_count
     progress = Progress(

@@ -36,22 +36,9 @@ def sphere_template() -> tuple[torch.Tensor, torch.Tensor]:
     import trimesh
 
     sphere = trimesh.creation.icosphere(subdivisions=3, radius=1.0)
-    angle_y, angle_x = math.radians(17.0), math.radians(11.0)
-    turn_y = np.array(
-        [
-            [math.cos(angle_y), 0, math.sin(angle_y)],
-            [0, 1, 0],
-            [-math.sin(angle_y), 0, math.cos(angle_y)],
-        ]
-    )
-    turn_x = np.array(
-        [
-            [1, 0, 0],
-            [0, math.cos(angle_x), -math.sin(angle_x)],
-            [0, math.sin(angle_x), math.cos(angle_x)],
-        ]
-    )
-    vertices = np.asarray(sphere.vertices) @ (turn_x @ turn_y).T
+    # A fixed turn about an oblique axis moves every vertex off the coordinate planes.
+    turn = trimesh.transformations.rotation_matrix(math.radians(23.0), [1.0, 2.0, 3.0])[:3, :3]
+    vertices = np.asarray(sphere.vertices) @ turn.T
     return (
         torch.tensor(vertices, dtype=torch.float32),
         torch.tensor(np.asarray(sphere.faces), dtype=torch.int64),

@@ -1,0 +1,154 @@
+"""``meshstyle reconstruct``: make-data, check-data, train, eval and predict end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from meshstyle.cli import cli
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, ["reconstruct", *map(str, args)], obj={})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("recon_cli")
+    data, model = root / "data", root / "run"
+    made = run(
+        "make-data",
+        data,
+        "--classes",
+        "chair,lamp",
+        "--train",
+        2,
+        "--val",
+        1,
+        "--test",
+        1,
+        "--seed",
+        5,
+        "-q",
+    )
+    assert made.exit_code == 0, made.output
+    trained = run(
+        "train",
+        data,
+        "-o",
+        model,
+        "--iterations",
+        2,
+        "--batch-size",
+        2,
+        "--eval-every",
+        1,
+        "-q",
+        "--device",
+        "cpu",
+    )
+    assert trained.exit_code == 0, trained.output
+    return data, model
+
+
+def test_make_data_writes_the_layout(trained):
+    data, _ = trained
+    names = sorted(p.name for p in data.iterdir())
+    assert names == sorted(
+        f"{c}_{s}_{k}.npz"
+        for c in ("chair", "lamp")
+        for s in ("train", "val", "test")
+        for k in ("images", "voxels")
+    )
+    with np.load(data / "lamp_train_images.npz") as f:
+        assert f["arr_0"].shape == (2, 24, 4, 64, 64)
+
+
+def test_make_data_never_overwrites(trained):
+    data, _ = trained
+    before = (data / "chair_train_images.npz").read_bytes()
+    result = run("make-data", data, "--classes", "chair", "--train", 1, "--val", 1, "--test", 1)
+    assert result.exit_code == 1
+    assert "already exists" in result.output and "Traceback" not in result.output
+    assert (data / "chair_train_images.npz").read_bytes() == before
+
+
+def test_check_data_passes_ours_and_fails_original(trained):
+    data, _ = trained
+    ok = run("check-data", data, "--objects", 1, "--json")
+    assert ok.exit_code == 0, ok.output
+    report = json.loads(ok.output)
+    assert report["passed"] and report["mean"] > 0.85
+    wrong = run("check-data", data, "--objects", 1, "--layout", "original")
+    assert wrong.exit_code == 1
+    assert "do not follow the 'original' layout" in wrong.output
+
+
+def test_train_writes_the_run(trained):
+    _, model = trained
+    for name in ("config.json", "model.pt", "checkpoint.pt", "log.csv", "curves.png"):
+        assert (model / name).is_file()
+    state = torch.load(model / "model.pt", weights_only=True)
+    assert state["decoder.bias.weight"].shape == (642 * 3, 2048)
+    assert Image.open(model / "curves.png").size[0] > 100
+
+
+def test_eval_prints_json_per_class(trained, tmp_path):
+    data, model = trained
+    out = tmp_path / "iou.json"
+    result = run("eval", data, "--model", model, "--split", "test", "--json", "-o", out)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert set(report["iou"]) == {"chair", "lamp", "mean"}
+    assert all(0.0 <= v <= 1.0 for v in report["iou"].values())
+    assert report["views_per_object"] == 24 and report["objects"] == 2
+    assert json.loads(out.read_text()) == report
+    table = run("eval", data, "--model", model)
+    assert table.exit_code == 0 and "mean" in table.output
+
+
+def _image(path, data):
+    with np.load(data / "chair_test_images.npz") as f:
+        rgba = f["arr_0"][0, 3].transpose(1, 2, 0)
+    Image.fromarray(rgba, "RGBA").save(path)
+    return path
+
+
+@pytest.mark.parametrize("explicit", [True, False])
+def test_predict_writes_obj_and_glb(trained, tmp_path, explicit):
+    data, model = trained
+    image = _image(tmp_path / "chair view.png", data)
+    words = ["predict"] if explicit else []
+    result = run(*words, image, "--model", model, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    obj, glb = tmp_path / "out" / "chair_view.obj", tmp_path / "out" / "chair_view.glb"
+    assert obj.is_file() and glb.is_file()
+    import trimesh
+
+    mesh = trimesh.load(obj, force="mesh")
+    assert len(mesh.faces) == 1280 and np.abs(mesh.vertices).max() <= 0.5
+    again = run(*words, image, "--model", model, "-o", tmp_path / "out")
+    assert again.exit_code == 1 and "--overwrite" in again.output
+
+
+def test_bad_inputs_give_one_line_errors(trained, tmp_path):
+    data, model = trained
+    cases = [
+        (("train", tmp_path / "missing", "-o", tmp_path / "r", "--iterations", 1), "not found"),
+        (("eval", data, "--model", tmp_path), "config.json: not found"),
+        (("predict", tmp_path / "nope.png", "--model", model), "image not found"),
+        (("train", data, "-o", model, "--iterations", 1), "already trained for 2 steps"),
+    ]
+    (tmp_path / "text.png").write_text("not an image")
+    cases.append((("predict", tmp_path / "text.png", "--model", model), "not a readable image"))
+    for args, message in cases:
+        result = run(*args)
+        assert result.exit_code == 1, (args, result.output)
+        assert message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+        assert result.output.strip().count("\n") == 0, result.output

@@ -1,0 +1,134 @@
+"""The reconstruction networks, their losses, and the training loop's checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from meshstyle.reconstruct import procedural
+from meshstyle.reconstruct.layout import MESHSTYLE
+from meshstyle.reconstruct.model import (
+    Reconstructor,
+    adjacent_face_pairs,
+    flatten_loss,
+    laplacian_loss,
+    mean_neighbours,
+    project_voxels,
+    sphere_template,
+    view_rays,
+)
+from meshstyle.reconstruct.train import Trainer, TrainSettings, load_model, train
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("recon_tiny")
+    for kind in ("chair", "table"):
+        for split, count in (("train", 2), ("val", 1)):
+            images, voxels = procedural.make_split(kind, split, count, seed=0)
+            procedural.write_split(folder, kind, split, images, voxels)
+    return folder
+
+
+def test_template_is_the_642_vertex_sphere():
+    vertices, faces = sphere_template()
+    assert vertices.shape == (642, 3) and faces.shape == (1280, 3)
+    assert torch.allclose(vertices.norm(dim=1), torch.ones(642), atol=1e-5)
+    assert (vertices.abs() > 1e-4).all()  # no coordinate stuck at zero in the logit
+
+
+def test_mesh_decoder_shapes_and_bounds():
+    torch.manual_seed(0)
+    model = Reconstructor("mesh")
+    vertices = model(torch.rand(3, 4, 64, 64))
+    assert vertices.shape == (3, 642, 3)
+    assert vertices.abs().max() < 0.5
+    # An untrained decoder starts near the template: a sphere of radius 0.25.
+    assert torch.allclose(vertices.norm(dim=-1).mean(), torch.tensor(0.25), atol=0.05)
+    encoder_convs = [m for m in model.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in encoder_convs] == [64, 128, 256]
+    assert all(c.kernel_size == (5, 5) and c.stride == (2, 2) for c in encoder_convs)
+    linears = [m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears == [1024, 1024, 512, 1024, 2048, 3, 642 * 3]
+
+
+def test_voxel_decoder_shapes():
+    with torch.no_grad():
+        occupancy = Reconstructor("voxel")(torch.rand(2, 4, 64, 64))
+    assert occupancy.shape == (2, 32, 32, 32)
+    assert 0 <= float(occupancy.min()) and float(occupancy.max()) <= 1
+
+
+def test_regularisers_prefer_smooth_meshes():
+    vertices, faces = sphere_template()
+    pairs = adjacent_face_pairs(faces)
+    assert pairs.shape == (1920, 4)  # every edge of a closed 1280-face mesh, once
+    neighbours = mean_neighbours(faces, 642)
+    smooth = vertices[None] * 0.25
+    rough = smooth * (1 + 0.2 * torch.rand(1, 642, 1, generator=torch.Generator().manual_seed(0)))
+    assert flatten_loss(rough, pairs) > 3 * flatten_loss(smooth, pairs)
+    assert laplacian_loss(rough, neighbours) > 3 * laplacian_loss(smooth, neighbours)
+
+
+def test_voxel_projection_matches_the_rendered_masks():
+    images, voxels = procedural.make_split("chair", "test", 1, seed=0)
+    views = np.arange(0, 24, 6)
+    rays = view_rays(MESHSTYLE.cameras(views), 64, 64)
+    silhouettes = project_voxels(torch.tensor(voxels).float().expand(4, -1, -1, -1), rays)
+    alpha = torch.tensor(images[0, views, 3] / 255.0).float()
+    iou = (silhouettes * alpha).sum() / (silhouettes + alpha - silhouettes * alpha).sum()
+    assert iou > 0.8
+
+
+@pytest.mark.parametrize("decoder", ["mesh", "voxel"])
+def test_training_steps_reduce_the_loss_on_a_fixed_batch(tiny_data, tmp_path, decoder):
+    settings = TrainSettings(decoder=decoder, batch_size=4, learning_rate=1e-3, seed=0)
+    trainer = Trainer(tiny_data, tmp_path / "run", settings)
+    objects, views = np.array([0, 1, 2, 3]), np.array([0, 5, 10, 20])
+    with torch.no_grad():
+        before = float(trainer.loss(objects, views, (views + 7) % 24)[0])
+    for _ in range(6):
+        loss, _, _ = trainer.loss(objects, views, (views + 7) % 24)
+        trainer.optimizer.zero_grad()
+        loss.backward()
+        trainer.optimizer.step()
+    with torch.no_grad():
+        after = float(trainer.loss(objects, views, (views + 7) % 24)[0])
+    assert after < before - 0.01, (before, after)
+
+
+def test_resume_continues_the_run(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    settings = TrainSettings(batch_size=2, eval_every=2, val_objects=2, seed=1)
+    first = train(tiny_data, run, settings, iterations=2)
+    assert first.steps == 2 and not first.resumed
+    for name in ("config.json", "model.pt", "checkpoint.pt", "log.csv", "curves.png"):
+        assert (run / name).is_file(), name
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert checkpoint["step"] == 2
+    # A second call resumes with the run's own settings, whatever it is given.
+    other = TrainSettings(batch_size=3, decoder="voxel")
+    second = train(tiny_data, run, other, iterations=3)
+    assert second.resumed and second.steps == 3 and second.steps_now == 1
+    with open(run / "log.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]
+    assert rows[1]["val_iou"] and rows[2]["val_iou"]
+    config = json.loads((run / "config.json").read_text())
+    assert config["settings"]["batch_size"] == 2 and config["steps"] == 3
+    model, _ = load_model(run)
+    assert model.kind == "mesh"
+
+
+def test_resumed_run_matches_an_uninterrupted_one(tiny_data, tmp_path):
+    settings = TrainSettings(batch_size=2, eval_every=100, val_objects=1, seed=2)
+    train(tiny_data, tmp_path / "a", settings, iterations=2)
+    train(tiny_data, tmp_path / "a", settings, iterations=3)
+    train(tiny_data, tmp_path / "b", settings, iterations=3)
+    a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
