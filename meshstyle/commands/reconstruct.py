@@ -259,8 +259,11 @@ def predict_files(images: list[Path], model_dir: Path, out: Path, device, overwr
                         f"{out / (stem + suffix)}: already exists; use --overwrite to replace it"
                     )
     batch = torch.from_numpy(np.stack([read_image(p) for p in images]))
+    from meshstyle.reconstruct.layout import get_layout
+    from meshstyle.reconstruct.train import TrainSettings
+
     model, config = load_model(model_dir, device.torch_device)
-    extent = 0.5
+    extent = get_layout(TrainSettings.from_json(config["settings"]).layout).voxel_extent
     with torch.no_grad():
         output = model(batch.to(device.torch_device)).cpu().numpy()
     written = []

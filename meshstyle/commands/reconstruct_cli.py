@@ -17,14 +17,10 @@ _DEVICES = click.Choice(["auto", "cpu", "cuda"])
 
 
 def _runtime(device: str, threads: int | None):
-    from meshstyle.runtime import configure_threads, resolve_device
+    # Imported here: meshstyle.cli imports this module while it is being built.
+    from meshstyle.cli import _setup_runtime
 
-    try:
-        resolved = resolve_device(device)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--device") from None
-    configure_threads(threads)
-    return resolved
+    return _setup_runtime(device, threads)
 
 
 def _device_options(func):
@@ -104,7 +100,12 @@ def predict(images, model_dir, output, overwrite, device, threads) -> None:
 )
 @click.option("--classes", default=None, help="Comma-separated class names (default: all).")
 @click.option("--decoder", type=click.Choice(["mesh", "voxel"]), default="mesh", show_default=True)
-@click.option("--iterations", type=click.IntRange(min=1), default=None, help="Total steps.")
+@click.option(
+    "--iterations",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train up to this many steps in total (default 1000 when --minutes is not given).",
+)
 @click.option(
     "--minutes",
     type=click.FloatRange(min=0, min_open=True),
