@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from meshstyle.cli import cli
-from meshstyle.jobs import COMPLETE_MARKER
+from meshstyle.jobfolder import COMPLETE_MARKER
 from tests.clitools import digest, tiny_preset, write_sphere, write_style
 
 REPO = Path(__file__).resolve().parents[1]

@@ -107,7 +107,11 @@ class BatchConsole:
                 highlight=False,
             )
         if not self.quiet:
-            self.console.print(f"report: {out / 'report.json'}", soft_wrap=True, highlight=False)
+            self.console.print(
+                f"report: {out / 'report.json'} and {out / 'report.html'}",
+                soft_wrap=True,
+                highlight=False,
+            )
 
     def _table(self, outcomes, out: Path) -> None:
         table = Table(title=f"meshstyle: {len(outcomes)} job(s) in {out}")
@@ -129,3 +133,35 @@ class BatchConsole:
                 escape(where),
             )
         self.console.print(table)
+
+
+class step_progress:  # noqa: N801 - used like a function, in a with statement
+    """A progress bar on stderr that steps to the count a callback reports.
+
+    Args:
+        description: the bar's label.
+        total: the count at which it is full.
+        quiet: show nothing.
+    """
+
+    def __init__(self, description: str, total: int, quiet: bool = False):
+        self.description = description
+        self.total = total
+        self.quiet = quiet
+
+    def __enter__(self):
+        self._progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+            disable=self.quiet,
+        )
+        self._progress.__enter__()
+        task = self._progress.add_task(self.description, total=self.total)
+        return lambda done: self._progress.update(task, completed=done)
+
+    def __exit__(self, *exc):
+        return self._progress.__exit__(*exc)
