@@ -58,9 +58,12 @@ def classify_inputs(
 
 
 def check_layers(kind: str, settings: EditSettings) -> None:
-    """Unknown layer names and channels are usage errors, caught before any job starts."""
-    from meshstyle.features import layer_channels, layer_names
+    """Refuse, before any job starts, a network without weights or an unknown layer or channel."""
+    from meshstyle.features import layer_channels, layer_names, weights_available
 
+    available, reason = weights_available(settings.network)
+    if not available:
+        raise ValueError(f"network {settings.network!r} cannot be used: {reason}")
     valid = layer_names(settings.network)
     wanted = settings.style_layers if kind == "stylize" else (settings.layer,)
     for name in wanted:
@@ -158,6 +161,8 @@ def made_from(job: Job, settings: EditSettings, *, decimate: int | None = None) 
     inputs = {"mesh": file_record(job.mesh)}
     if job.style is not None:
         inputs["style"] = file_record(job.style)
+    if Path(settings.network).is_file():
+        inputs["network"] = file_record(Path(settings.network))
     values = {
         k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(settings).items()
     }
