@@ -102,8 +102,9 @@ h1{font-size:20px;margin:0 0 4px}
 .interrupted{background:#c80}
 .meta{color:#555;word-break:break-all}
 .media{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start;margin-top:8px}
-.media img{max-width:520px;border:1px solid #eee;image-rendering:pixelated}
-.media img.turntable{max-width:200px}
+.media img{border:1px solid #eee;image-rendering:pixelated}
+.media img.sheet{width:100%;max-width:520px;min-width:320px}
+.media img.turntable{width:160px}
 pre.error{background:#fee;border:1px solid #f99;padding:8px;white-space:pre-wrap;
 word-break:break-all}
 svg.loss{background:#fff;border:1px solid #eee}
