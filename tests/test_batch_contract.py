@@ -12,7 +12,7 @@ from PIL import Image
 
 from meshstyle.cli import cli
 from meshstyle.jobfolder import COMPLETE_MARKER, read_marker
-from tests.clitools import digest, tiny_preset, write_sphere, write_style
+from tests.clitools import digest, sphere_folder, tiny_preset, write_sphere, write_style
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,10 +102,7 @@ def test_a_strip_of_an_image_is_refused_not_blown_up(tmp_path):
 
 
 def test_shards_into_one_folder_keep_every_report(tmp_path):
-    meshes = tmp_path / "m"
-    meshes.mkdir()
-    for i in range(3):
-        write_sphere(meshes / f"s{i}.obj", subdivisions=0)
+    meshes = sphere_folder(tmp_path / "m", 3, subdivisions=0)
     style = write_style(tmp_path / "style.png")
     preset = tiny_preset(tmp_path)
     out = tmp_path / "out"
@@ -162,10 +159,7 @@ def test_render_refuses_angles_that_are_not_numbers(tmp_path):
 
 
 def test_two_runs_into_one_folder_never_leave_a_broken_result(tmp_path):
-    meshes = tmp_path / "m"
-    meshes.mkdir()
-    for i in range(2):
-        write_sphere(meshes / f"s{i}.obj", subdivisions=1)
+    meshes = sphere_folder(tmp_path / "m", 2, subdivisions=1)
     style = write_style(tmp_path / "style.png")
     preset = tmp_path / "p.toml"
     preset.write_text(
