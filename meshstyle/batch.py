@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from meshstyle.jobfolder import JobBusy, inspect, job_lock, other_inputs_message, write_job_folder
+from meshstyle.jobfolder import JobBusy, check_replaceable, job_lock, write_job_folder
 from meshstyle.jobs import Job
 
 
@@ -85,7 +85,7 @@ def run_batch(
         write: fills a job's folder; returns its marker summary with ``losses``,
             ``outputs`` (file names by kind) and ``timing``. Raises on failure.
         made_from: the record of what makes a job's result (see
-            :func:`meshstyle.jobfolder.inspect`).
+            :func:`meshstyle.jobfolder.what_is_at`).
         overwrite: redo complete jobs, and replace results made from other inputs.
         debug: print the traceback of a failed job.
         on_job_start, on_job_end: progress callbacks, with the job's index.
@@ -133,13 +133,9 @@ def _run_one(job: Job, out: Path, write, made_from, overwrite: bool, debug: bool
     folder = out / job.name
     try:
         record = made_from(job)
-        existing = inspect(folder, record)
+        existing = check_replaceable(folder, record, overwrite=overwrite)
         if existing.state == "same" and not overwrite:
             return _outcome(job, "skipped", folder, existing.summary, 0.0)
-        if existing.state == "foreign":
-            raise FileExistsError(existing.reason)
-        if existing.state == "other" and not overwrite:
-            raise FileExistsError(other_inputs_message(folder, existing))
         summary = write_job_folder(
             out, job.name, record, lambda tmp: write(job, tmp), overwrite=overwrite
         )

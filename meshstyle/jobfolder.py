@@ -174,7 +174,7 @@ def read_marker(folder: Path) -> dict | None:
     return summary if isinstance(summary, dict) else None
 
 
-def inspect(final: Path, made_from: dict) -> Existing:
+def what_is_at(final: Path, made_from: dict) -> Existing:
     """Classify what lies at ``final`` against the record of what would make it now."""
     if not final.exists() and not final.is_symlink():
         return Existing("absent", {})
@@ -291,19 +291,19 @@ def write_job_folder(
     from meshstyle.fsutil import atomic_write_text, temporary_folder
 
     final = out / name
-    _refuse_to_replace(final, inspect(final, made_from), overwrite)
-    for leftover in (
-        *out.glob(f".{name}.*{PARTIAL_SUFFIX}"),
-        *out.glob(f".{name}.*{ASIDE_SUFFIX}"),
-    ):
+    check_replaceable(final, made_from, overwrite=overwrite)
+    for leftover in out.glob(f".{name}.*{PARTIAL_SUFFIX}"):
         # under the job's lock, these can only be from a run that was killed
         shutil.rmtree(leftover, ignore_errors=True)
+    for aside in out.glob(f".{name}.*{ASIDE_SUFFIX}"):
+        if read_marker(aside) is not None:  # a replaced result of ours
+            shutil.rmtree(aside, ignore_errors=True)
     tmp = temporary_folder(out, name, PARTIAL_SUFFIX)
     try:
         summary = {**write(tmp), "made_from": made_from}
         atomic_write_text(tmp / COMPLETE_MARKER, dumps(summary))
         # checked again: the user may have put something there while the job ran
-        _refuse_to_replace(final, inspect(final, made_from), overwrite)
+        check_replaceable(final, made_from, overwrite=overwrite)
         _commit(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -311,11 +311,22 @@ def write_job_folder(
     return summary
 
 
-def _refuse_to_replace(final: Path, existing: Existing, overwrite: bool) -> None:
+def check_replaceable(final: Path, made_from: dict, *, overwrite: bool) -> Existing:
+    """What lies at ``final``, after refusing what must not be replaced by this job.
+
+    Returns:
+        The :class:`Existing` state: "absent", "same", or "other" with ``overwrite``.
+
+    Raises:
+        FileExistsError: something meshstyle did not write is there, or a result made from
+            other inputs or settings and ``overwrite`` is off.
+    """
+    existing = what_is_at(final, made_from)
     if existing.state == "foreign":
         raise FileExistsError(existing.reason)
     if existing.state == "other" and not overwrite:
         raise FileExistsError(other_inputs_message(final, existing))
+    return existing
 
 
 def other_inputs_message(final: Path, existing: Existing) -> str:
@@ -338,4 +349,6 @@ def _commit(tmp: Path, final: Path) -> None:
     aside = final.with_name(f".{final.name}.{time.time_ns()}{ASIDE_SUFFIX}")
     final.rename(aside)
     tmp.rename(final)
-    shutil.rmtree(aside, ignore_errors=True)
+    if read_marker(aside) is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+    # else: something put there since the check a moment ago; kept, hidden, never deleted

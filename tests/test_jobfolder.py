@@ -11,10 +11,10 @@ from meshstyle.jobfolder import (
     JobBusy,
     dumps,
     file_record,
-    inspect,
     job_lock,
     lock_path,
     read_marker,
+    what_is_at,
     write_job_folder,
 )
 from meshstyle.jobs import Job
@@ -183,10 +183,12 @@ def test_leftovers_of_a_killed_run_are_cleared_under_the_lock(tmp_path):
     out.mkdir()
     (out / ".k.abc123.partial").mkdir()
     (out / ".k.123.old").mkdir()
+    (out / ".k.123.old" / COMPLETE_MARKER).write_text("{}")  # a replaced result of ours
+    (out / ".k.456.old").mkdir()  # no marker: not known to be ours, so kept
     (out / ".other.abc.partial").mkdir()  # another job's: not ours to clear
     job = _job(tmp_path, "k")
     assert run_batch([job], out, write=_writer([]), made_from=_made_from)[0].status == "done"
-    assert sorted(p.name for p in out.iterdir()) == [".other.abc.partial", "k"]
+    assert sorted(p.name for p in out.iterdir()) == [".k.456.old", ".other.abc.partial", "k"]
 
 
 def test_reports_are_strict_json():
@@ -202,12 +204,12 @@ def test_reports_are_strict_json():
     }
 
 
-def test_inspect_tells_the_states_apart(tmp_path):
+def test_what_is_at_tells_the_states_apart(tmp_path):
     job = _job(tmp_path, "s")
     made = _made_from(job)
-    assert inspect(tmp_path / "s", made).state == "absent"
+    assert what_is_at(tmp_path / "s", made).state == "absent"
     write_job_folder(tmp_path, "s", made, lambda f: {"outputs": {}}, overwrite=False)
-    assert inspect(tmp_path / "s", made).state == "same"
-    assert inspect(tmp_path / "s", {**made, "settings": {"x": 3}}).state == "other"
+    assert what_is_at(tmp_path / "s", made).state == "same"
+    assert what_is_at(tmp_path / "s", {**made, "settings": {"x": 3}}).state == "other"
     (tmp_path / "s" / COMPLETE_MARKER).unlink()
-    assert inspect(tmp_path / "s", made).state == "foreign"
+    assert what_is_at(tmp_path / "s", made).state == "foreign"

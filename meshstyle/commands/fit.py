@@ -133,7 +133,7 @@ def fit_to_folder(
         FileExistsError: a complete result exists and ``overwrite`` is off.
     """
     from meshstyle.fsutil import check_writable
-    from meshstyle.jobfolder import file_record, inspect, job_lock, write_job_folder
+    from meshstyle.jobfolder import check_replaceable, file_record, job_lock, write_job_folder
     from meshstyle.mesh import sanitise_name
 
     start = time.perf_counter()
@@ -149,15 +149,9 @@ def fit_to_folder(
     }
     check_writable(out)
     with job_lock(out, final.name, wait=False):
-        existing = inspect(final, made_from)
+        existing = check_replaceable(final, made_from, overwrite=overwrite)
         if existing.state == "same" and not overwrite:
             raise FileExistsError(f"{final}: output exists (use --overwrite)")
-        if existing.state == "foreign":
-            raise FileExistsError(existing.reason)
-        if existing.state == "other" and not overwrite:
-            from meshstyle.jobfolder import other_inputs_message
-
-            raise FileExistsError(other_inputs_message(final, existing))
         fitted = _fit(target, template, radius, views, settings, device, progress)
         write_job_folder(
             out,
