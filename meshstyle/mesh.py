@@ -352,6 +352,13 @@ def _read_scene(path: Path, label: str):
                 resolver=_TextResolver(path.parent),
                 process=False,
             )
+        if path.suffix.lower() in _TEXT_HEADER_SUFFIXES:
+            return trimesh.load_scene(
+                file_obj=io.BytesIO(_utf8_text_parts(path, label)),
+                file_type=path.suffix.lower()[1:],
+                resolver=_TextResolver(path.parent),
+                process=False,
+            )
         return trimesh.load_scene(str(path), file_type=path.suffix.lower()[1:], process=False)
     except MeshError:
         raise
@@ -362,6 +369,41 @@ def _read_scene(path: Path, label: str):
         detail = " ".join(str(exc).split())[:120]
         reason = f": {type(exc).__name__}: {detail}" if detail else f": {type(exc).__name__}"
         raise MeshError(f"{label}: cannot parse as {_kind(path)}{reason}") from None
+
+
+# Formats that are text, or (PLY) begin with a text header: trimesh reads their text as UTF-8
+# only, and fails on anything else with a message about an optional module.
+_TEXT_HEADER_SUFFIXES = (".off", ".ply", ".stl")
+
+
+def _utf8_text_parts(path: Path, label: str) -> bytes:
+    """The file with its text parts in UTF-8 and binary parts as they are.
+
+    OFF is text throughout; a PLY file's header is text and its body may be binary; an STL
+    file is either binary (its size matches the triangle count at byte 80) or text.
+
+    Raises:
+        MeshError: the file cannot be read, or an OFF file holds binary data.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MeshError(f"{label}: cannot read file ({exc.strerror or exc})") from None
+    suffix = path.suffix.lower()
+    if suffix == ".ply":
+        end = data.find(b"end_header")
+        if end < 0:
+            return data
+        end = data.find(b"\n", end) + 1 or len(data)
+        return _decode_text(data[:end]).encode("utf-8") + data[end:]
+    if suffix == ".stl" and len(data) >= 84:
+        triangles = int.from_bytes(data[80:84], "little")
+        if len(data) == 84 + 50 * triangles or not data.lstrip()[:5].lower() == b"solid":
+            return data  # binary STL
+    nul = data.find(b"\x00")
+    if nul >= 0 and suffix == ".off":
+        raise _NotText(f"{label}: cannot parse as OFF: binary data at byte {nul} (OFF is text)")
+    return _decode_text(data).encode("utf-8")
 
 
 def _decode_text(data: bytes) -> str:
@@ -421,7 +463,10 @@ class _NotText(MeshError):
 
 
 class _TextResolver:
-    """trimesh's file resolver, with MTL files passed on as UTF-8 (see :func:`_decode_text`)."""
+    """trimesh's file resolver, with MTL files passed on as UTF-8 (see :func:`_decode_text`).
+
+    It also gives the folder of a file read from memory, for the textures it names.
+    """
 
     def __init__(self, folder: Path):
         import trimesh

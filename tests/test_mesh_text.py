@@ -1,4 +1,4 @@
-"""OBJ files as people write them: relative indices, other encodings, binary junk."""
+"""Mesh files as people write them: relative indices, other encodings, binary junk."""
 
 import numpy as np
 import pytest
@@ -59,3 +59,36 @@ def test_non_utf8_obj_without_texture_loads(tmp_path):
     path = tmp_path / "plain.obj"
     path.write_bytes(b"# \xa9 1998 \xc9tude\nv 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
     assert len(load_mesh(path).faces) == 1
+
+
+LATIN1_FILES = {
+    "a.off": b"OFF\n# caf\xe9\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n",
+    "a.ply": b"ply\nformat ascii 1.0\ncomment caf\xe9\nelement vertex 3\nproperty float x\n"
+    b"property float y\nproperty float z\nelement face 1\nproperty list uchar int vertex_indices\n"
+    b"end_header\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n",
+    "a.stl": b"solid caf\xe9\nfacet normal 0 0 1\nouter loop\nvertex 0 0 0\nvertex 1 0 0\n"
+    b"vertex 0 1 0\nendloop\nendfacet\nendsolid\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(LATIN1_FILES))
+def test_latin1_text_in_other_formats(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(LATIN1_FILES[name])
+    assert len(load_mesh(path).faces) == 1
+
+
+@pytest.mark.parametrize("suffix", [".stl", ".ply"])
+def test_binary_stl_and_ply_still_load(tmp_path, suffix):
+    import trimesh
+
+    path = tmp_path / f"ball{suffix}"
+    trimesh.creation.icosphere(subdivisions=1).export(path)
+    assert len(load_mesh(path).faces) == 80
+
+
+def test_binary_data_in_an_off_file_is_named(tmp_path):
+    path = tmp_path / "junk.off"
+    path.write_bytes(b"OFF\n" + bytes(range(256)) * 4)
+    with pytest.raises(MeshError, match=r"junk\.off: cannot parse as OFF: binary data at byte 4"):
+        load_mesh(path)
