@@ -34,6 +34,15 @@ class FiniteFloat(click.ParamType):
 FINITE_FLOAT = FiniteFloat()
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value):
+    """Option callback: a range type lets NaN through (every comparison with it is false)."""
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value!r} is not a finite number.", ctx, param)
+    return value
+
+
 class UserError(click.ClickException):
     """A failure caused by the user's input or environment: one line, exit code 1."""
 
@@ -123,7 +132,11 @@ def _setup_runtime(device: str, threads: int | None):
 @click.option("--elevation", type=FINITE_FLOAT, default=30.0, show_default=True, help="Degrees.")
 @click.option("--azimuth", type=FINITE_FLOAT, default=45.0, show_default=True, help="Degrees.")
 @click.option(
-    "--distance", type=click.FloatRange(min=0.0, min_open=True), default=2.732, show_default=True
+    "--distance",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=2.732,
+    show_default=True,
+    callback=_finite,
 )
 @click.option(
     "--frames",
@@ -375,6 +388,7 @@ def deepdream(ctx: click.Context, meshes, **opts) -> None:
     type=click.FloatRange(0.0, 1.0, min_open=True),
     default=0.3,
     show_default=True,
+    callback=_finite,
     help="Template size: its longest half-extent, the target spanning [-1, 1].",
 )
 @click.option(
@@ -388,12 +402,19 @@ def deepdream(ctx: click.Context, meshes, **opts) -> None:
     show_default=True,
     help="Silhouette size in pixels.",
 )
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.01,
+    show_default=True,
+    callback=_finite,
+)
 @click.option(
     "--smooth-weight",
     type=click.FloatRange(min=0),
     default=0.05,
     show_default=True,
+    callback=_finite,
     help="Weight of the Laplacian smoothness term.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace a complete earlier result.")

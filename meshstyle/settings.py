@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass, fields
 from importlib import resources
@@ -158,8 +159,10 @@ class EditSettings:
                 raise ValueError(f"{name} must be a finite number >= 0; got {value}")
 
     def _describe(self, rule: str) -> str:
-        name = rule.split()[0] if not rule.startswith("at least") else "optimise_vertices"
-        return repr(getattr(self, name, "?"))
+        names = [f.name for f in fields(self) if re.search(rf"\b{f.name}\b", rule)]
+        if len(names) == 1:
+            return repr(getattr(self, names[0]))
+        return ", ".join(f"{name} = {getattr(self, name)!r}" for name in names)
 
     def to_toml(self) -> str:
         """The settings as a flat TOML table (the format presets use)."""
@@ -278,6 +281,7 @@ def resolve_settings(
     """
     values: dict[str, Any] = {}
     origins: dict[str, str] = {}
+    chosen: set[str] = set()  # keys the user set: in their preset or by a flag
     for name in (base, preset):
         if name is None:
             continue
@@ -289,6 +293,8 @@ def resolve_settings(
                 raise ValueError(f"{origin}: unknown setting {key!r}")
             values[key] = _coerce(key, value, origin)
             origins[key] = origin
+            if name == preset:
+                chosen.add(key)
     for key, value in (overrides or {}).items():
         if value is None:
             continue
@@ -296,14 +302,19 @@ def resolve_settings(
             raise ValueError(f"unknown setting {key!r}")
         values[key] = _coerce(key, value, "option")
         origins[key] = "--" + key.replace("_", "-")
+        chosen.add(key)
     try:
         return EditSettings(**values)
     except ValueError as exc:
-        # name where the offending value came from: a preset file, a shipped preset or a flag
-        key = str(exc).split()[0]
-        key = "optimise_vertices" if key == "at" else key
-        where = origins.get(key) or origins.get("optimise_textures")
-        raise ValueError(f"{where}: {exc}" if where else str(exc)) from None
+        raise ValueError(_with_origin(str(exc), origins, chosen)) from None
+
+
+def _with_origin(message: str, origins: dict[str, str], chosen: set[str]) -> str:
+    """``message`` prefixed with where its setting came from: a rule between two settings
+    names the one the user set (a file or a flag) rather than the default under it."""
+    mentioned = [k for k in FIELD_TYPES if re.search(rf"\b{k}\b", message)]
+    ranked = [k for k in mentioned if k in chosen] + [k for k in mentioned if k in origins]
+    return f"{origins[ranked[0]]}: {message}" if ranked else message
 
 
 def replace(settings: EditSettings, **changes: Any) -> EditSettings:

@@ -136,6 +136,9 @@ def test_bad_settings_fail_before_any_job_and_name_the_setting(tmp_path):
         "distance_noise = nan\n": "distance_noise must be a finite number",
         "elevation_max = 1e9\n": "elevation_max must be in [-90, 90]",
         'network = "nowhere.pt"\n': "weights file nowhere.pt does not exist",
+        # a rule between two settings names the one the user set, with both values
+        "elevation_max = 10.0\n": "p.toml: elevation_min must be <= elevation_max; got "
+        "elevation_min = 20.0, elevation_max = 10.0",
     }
     for text, message in cases.items():
         (tmp_path / "p.toml").write_text(text)
@@ -149,13 +152,17 @@ def test_bad_settings_fail_before_any_job_and_name_the_setting(tmp_path):
     assert not out.exists()  # nothing started
 
 
-def test_render_refuses_angles_that_are_not_numbers(tmp_path):
+def test_render_and_fit_refuse_numbers_that_are_not_numbers(tmp_path):
     mesh = write_sphere(tmp_path / "ball.obj", subdivisions=0)
-    for flag in ("--elevation", "--azimuth"):
+    for flag in ("--elevation", "--azimuth", "--distance"):
         for value in ("nan", "inf"):
             result = invoke("render", mesh, "-o", tmp_path / "x.png", flag, value)
             assert result.exit_code == 2 and "not a finite number" in result.output
     assert not (tmp_path / "x.png").exists()
+    for flag in ("--lr", "--smooth-weight", "--radius"):
+        result = invoke("fit", mesh, "-o", tmp_path / "out", flag, "nan")
+        assert result.exit_code == 2 and "not a finite number" in result.output, flag
+    assert not (tmp_path / "out").exists()
 
 
 def test_two_runs_into_one_folder_never_leave_a_broken_result(tmp_path):
