@@ -75,6 +75,7 @@ def run_batch(
     debug: bool = False,
     on_job_start: Callable[[int, Job], None] | None = None,
     on_job_end: Callable[[int, JobOutcome], None] | None = None,
+    on_job_wait: Callable[[int, Job], None] | None = None,
     on_interrupt: Callable[[list[JobOutcome]], None] | None = None,
 ) -> list[JobOutcome]:
     """Run every job that is not complete already, each under its lock.
@@ -89,6 +90,7 @@ def run_batch(
         overwrite: redo complete jobs, and replace results made from other inputs.
         debug: print the traceback of a failed job.
         on_job_start, on_job_end: progress callbacks, with the job's index.
+        on_job_wait: called before waiting for a job another run is writing.
         on_interrupt: called with the outcomes so far (the interrupted job last) on Ctrl-C,
             before the interrupt propagates.
 
@@ -123,6 +125,8 @@ def run_batch(
             deferred.append(index)
     # Jobs another run was writing: wait for it, then skip them if it finished them.
     for index in deferred:
+        if on_job_wait:
+            on_job_wait(index, jobs[index])
         attempt(index, wait=True)
     return [outcomes[i] for i in range(len(jobs))]
 

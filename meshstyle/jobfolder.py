@@ -235,7 +235,7 @@ def job_lock(out: Path, name: str, *, wait: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # Windows cannot remove an open file: it stays
             os.unlink(path)
         os.close(fd)
 

@@ -67,11 +67,17 @@ def test_a_job_another_run_is_writing_is_waited_for_and_then_skipped(tmp_path):
     assert holding.wait(30)
     calls: list[str] = []
     # b's writer lets the other run finish a: by then a was found busy and deferred
+    waited: list[str] = []
     outcomes = run_batch(
-        [a, b], out, write=_writer(calls, before=lambda job: release.set()), made_from=_made_from
+        [a, b],
+        out,
+        write=_writer(calls, before=lambda job: release.set()),
+        made_from=_made_from,
+        on_job_wait=lambda index, job: waited.append(job.name),
     )
     thread.join(30)
     assert [o.status for o in outcomes] == ["skipped", "done"]
+    assert waited == ["a"]
     assert calls == ["b"]  # a was written once, by the other run
     assert _complete_and_whole(out / "a") and _complete_and_whole(out / "b")
     assert sorted(p.name for p in out.iterdir()) == ["a", "b"]  # no partials, no locks left

@@ -65,6 +65,15 @@ class BatchConsole:
             loss="",
         )
 
+    def job_waiting(self, index: int, job) -> None:
+        """Say why the run pauses: another run is writing this job."""
+        if not self.quiet:
+            self.console.print(
+                f"{escape(job.name)}: another meshstyle run is writing it; waiting for it",
+                soft_wrap=True,
+                highlight=False,
+            )
+
     def step(self, report) -> None:
         if self._step_task is None:
             return

@@ -147,6 +147,7 @@ def run_edit(
             debug=debug,
             on_job_start=console.job_started,
             on_job_end=console.job_ended,
+            on_job_wait=console.job_waiting,
             on_interrupt=report,
         )
     report(outcomes)
