@@ -166,8 +166,8 @@ def render(
             f"output must end in .png or .gif; got {output.name!r}", param_hint="-o/--output"
         )
     resolved = _setup_runtime(device, threads)
-    from meshstyle.commands.console import step_progress
     from meshstyle.commands.render import render_mesh_to_file
+    from meshstyle.console import step_progress
 
     with step_progress(
         f"rendering {mesh.name}", total=frames if suffix == ".gif" else 1
@@ -441,8 +441,8 @@ def fit(
     shape. The fit is scored by silhouette IoU on 24 views it never used.
     """
     resolved = _setup_runtime(device, threads)
-    from meshstyle.commands.console import step_progress
     from meshstyle.commands.fit import fit_to_folder
+    from meshstyle.console import step_progress
     from meshstyle.fit import FitSettings
 
     settings = FitSettings(

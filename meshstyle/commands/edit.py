@@ -101,7 +101,7 @@ def run_edit(
     Raises:
         click.UsageError: bad settings or inputs, before any job starts.
     """
-    from meshstyle.commands.console import BatchConsole
+    from meshstyle.console import BatchConsole
     from meshstyle.fsutil import check_writable
     from meshstyle.jobs import expand_inputs, parse_shard, plan_jobs, shard
     from meshstyle.report import write_reports

@@ -1,4 +1,4 @@
-"""What a person sees while edit jobs run: progress with the loss, then a summary table."""
+"""What a person sees while commands run: progress bars (with the loss), then a summary table."""
 
 from __future__ import annotations
 
