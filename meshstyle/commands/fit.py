@@ -4,8 +4,9 @@ This is the renderer's proof that its approximate gradient carries shape (the pa
 single-image reconstruction, without the network): the template sees nothing of the target
 but its silhouettes from a ring of views. The fit is scored on views it never used.
 
-The job writes into a hidden temporary folder inside OUT and renames it into place as
-``OUT/<mesh>__fit/`` once complete, with the completion marker written last:
+The job holds its lock, writes into a hidden temporary folder inside OUT and renames it into
+place as ``OUT/<mesh>__fit/`` once complete, with the completion marker (which records the
+inputs' hashes and the settings) written last; see :mod:`meshstyle.jobfolder`:
 
 - ``<mesh>_fit.obj`` / ``.mtl`` / ``.png`` and ``<mesh>_fit.glb``: the fitted template in the
   target's own coordinates;
@@ -27,6 +28,7 @@ import torch
 
 from meshstyle.camera import DEFAULT_DISTANCE, Cameras
 from meshstyle.fit import FitSettings
+from meshstyle.mesh import Mesh, Normalisation
 from meshstyle.runtime import Device
 
 #: Views the fit is scored on, none of them a training view: (elevations, azimuths).
@@ -178,13 +180,25 @@ def fit_to_folder(
 
 @dataclass(frozen=True)
 class _Fitted:
-    """A fit's results in memory, before they are written."""
+    """A fit's results in memory, before they are written.
 
-    mesh: object  # the normalised target mesh
-    transform: object  # its normalisation
+    Attributes:
+        mesh: the target, normalised.
+        transform: from the target's own frame to the normalised one.
+        t_vertices: (V, 3) float32 target vertices, normalised frame.
+        t_faces: (F, 3) int64 target faces.
+        vertices: (V', 3) float32 fitted template vertices, normalised frame.
+        faces: (F', 3) int64 template faces.
+        losses: the loss of every step.
+        iou_before: mean held-out silhouette IoU of the template.
+        iou_after: the same for the fitted mesh.
+    """
+
+    mesh: Mesh
+    transform: Normalisation
     t_vertices: torch.Tensor
     t_faces: torch.Tensor
-    vertices: torch.Tensor  # the fitted template, normalised frame
+    vertices: torch.Tensor
     faces: torch.Tensor
     losses: list[float]
     iou_before: float
