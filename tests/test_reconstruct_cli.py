@@ -108,8 +108,10 @@ def test_eval_prints_json_per_class(trained, tmp_path):
     assert all(0.0 <= v <= 1.0 for v in report["iou"].values())
     assert report["views_per_object"] == 24 and report["objects"] == 2
     assert json.loads(out.read_text()) == report
-    table = run("eval", data, "--model", model)
+    sheet = tmp_path / "sheet.png"
+    table = run("eval", data, "--model", model, "--sheet", sheet)
     assert table.exit_code == 0 and "mean" in table.output
+    assert Image.open(sheet).size == (512, 2 * 128)  # one test object per class: two rows
 
 
 def _image(path, data):

@@ -25,8 +25,8 @@ def _console():
 
 def make_data(out: Path, classes: list[str], counts: dict[str, int], seed: int, quiet: bool):
     """Write the procedural data set; returns the list of files written."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
+    from meshstyle.console import step_progress
+    from meshstyle.reconstruct.layout import IMAGE_SIZE, VIEWS, VOXEL_SIZE
     from meshstyle.reconstruct.procedural import CLASSES, make_object, split_rng, write_split
 
     unknown = [c for c in classes if c not in CLASSES]
@@ -47,19 +47,8 @@ def make_data(out: Path, classes: list[str], counts: dict[str, int], seed: int, 
         )
     total = len(classes) * sum(counts.values())
     written = []
-    progress = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=_console(),
-        transient=True,
-        disable=quiet,
-    )
-    from meshstyle.reconstruct.layout import IMAGE_SIZE, VIEWS, VOXEL_SIZE
-
-    with progress:
-        task = progress.add_task("rendering objects", total=total)
+    done = 0
+    with step_progress("rendering objects", total=total, quiet=quiet) as advance:
         for kind in classes:
             for split, count in counts.items():
                 rng = split_rng(kind, split, seed)
@@ -67,7 +56,8 @@ def make_data(out: Path, classes: list[str], counts: dict[str, int], seed: int, 
                 voxels = np.zeros((count, VOXEL_SIZE, VOXEL_SIZE, VOXEL_SIZE), dtype=bool)
                 for n in range(count):
                     images[n], voxels[n] = make_object(rng, kind)
-                    progress.advance(task)
+                    done += 1
+                    advance(done)
                 written += write_split(out, kind, split, images, voxels)
     return written
 
@@ -147,8 +137,11 @@ def train_run(data: Path, run: Path, settings, iterations, minutes, device, quie
     return outcome
 
 
-def evaluate_run(data: Path, model_dir: Path, split: str, device, output: Path | None):
-    """Score a run on a split; returns the result dict (also written to ``output``)."""
+def evaluate_run(
+    data: Path, model_dir: Path, split: str, device, output: Path | None, sheet: Path | None = None
+):
+    """Score a run on a split; returns the result dict (also written to ``output``), and
+    draws inputs beside reconstructions into ``sheet`` when given."""
     from rich.progress import Progress
 
     from meshstyle.reconstruct.data import load_split
@@ -175,6 +168,10 @@ def evaluate_run(data: Path, model_dir: Path, split: str, device, output: Path |
     }
     if output is not None:
         atomic_write_text(output, json.dumps(result, indent=2) + "\n")
+    if sheet is not None:
+        from meshstyle.reconstruct.sheet import reconstruction_sheet
+
+        reconstruction_sheet(model.cpu(), loaded, sheet)
     return result
 
 

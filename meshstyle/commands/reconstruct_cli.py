@@ -185,13 +185,19 @@ def train(
     default=None,
     help="Also write the JSON to this file.",
 )
+@click.option(
+    "--sheet",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also draw a PNG: inputs beside renders of their reconstructions and the truth.",
+)
 @_device_options
-def evaluate(data, model_dir, split, as_json, output, device, threads) -> None:
+def evaluate(data, model_dir, split, as_json, output, sheet, device, threads) -> None:
     """Per-class voxel IoU of RUN's model on DATA's split (all objects, all 24 views)."""
     resolved = _runtime(device, threads)
     from meshstyle.commands.reconstruct import evaluate_run, iou_table
 
-    result = evaluate_run(data, model_dir, split, resolved, output)
+    result = evaluate_run(data, model_dir, split, resolved, output, sheet)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
