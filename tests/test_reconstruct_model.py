@@ -86,12 +86,14 @@ def test_voxel_projection_matches_the_rendered_masks():
 
 @pytest.mark.parametrize("decoder", ["mesh", "voxel"])
 def test_training_steps_reduce_the_loss_on_a_fixed_batch(tiny_data, tmp_path, decoder):
-    settings = TrainSettings(decoder=decoder, batch_size=4, learning_rate=1e-3, seed=0)
+    # The mesh decoder's vertices move far with every step of Adam: 1e-3 crumples the mesh.
+    rate = {"mesh": 1e-4, "voxel": 1e-3}[decoder]
+    settings = TrainSettings(decoder=decoder, batch_size=4, learning_rate=rate, seed=0)
     trainer = Trainer(tiny_data, tmp_path / "run", settings)
     objects, views = np.array([0, 1, 2, 3]), np.array([0, 5, 10, 20])
     with torch.no_grad():
         before = float(trainer.loss(objects, views, (views + 7) % 24)[0])
-    for _ in range(6):
+    for _ in range(10):
         loss, _, _ = trainer.loss(objects, views, (views + 7) % 24)
         trainer.optimizer.zero_grad()
         loss.backward()
