@@ -123,6 +123,10 @@ class VoxelDecoder(nn.Module):
             nn.ReLU(),
             nn.ConvTranspose3d(32, 1, 4, stride=2, padding=1),
         )
+        # Start nearly empty (p = sigmoid(-5) = 0.007 a voxel) so that a ray through the
+        # grid is stopped with a probability well below 1 and every voxel gets a gradient.
+        with torch.no_grad():
+            self.deconvs[-1].bias.fill_(-5.0)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         hidden = self.fcs(features).view(len(features), 128, 4, 4, 4)
@@ -272,7 +276,13 @@ def view_rays(cameras, image_size: int = IMAGE_SIZE, samples: int = 64, extent: 
 
 
 def project_voxels(occupancy: torch.Tensor, rays: torch.Tensor) -> torch.Tensor:
-    """Silhouettes of occupancy grids: the largest occupancy met along each pixel's ray.
+    """Silhouettes of occupancy grids: the probability that a pixel's ray is stopped.
+
+    ``1 - prod(1 - p)`` over the occupancies ``p`` sampled along the ray (the ray
+    termination of Tulsiani et al.'s differentiable ray consistency, a smooth form of the
+    maximum along the ray that Yan et al.'s perspective transformer nets project with).
+    Every sample on a ray gets a gradient; with the plain maximum only the largest does,
+    and trained from silhouettes the grid then fills up and saturates.
 
     Args:
         occupancy: (B, X, Y, Z) probabilities indexed [x, y, z].
@@ -284,4 +294,5 @@ def project_voxels(occupancy: torch.Tensor, rays: torch.Tensor) -> torch.Tensor:
     sampled = functional.grid_sample(
         occupancy[:, None], rays, mode="bilinear", padding_mode="zeros", align_corners=False
     )  # (B, 1, H, W, D)
-    return sampled[:, 0].amax(-1)
+    free = torch.log1p(-sampled[:, 0].clamp(0.0, 1.0 - 1e-6)).sum(-1)
+    return 1.0 - torch.exp(free)
