@@ -145,7 +145,7 @@ def evaluate_run(
     from rich.progress import Progress
 
     from meshstyle.reconstruct.data import load_split
-    from meshstyle.reconstruct.evaluate import per_class, score
+    from meshstyle.reconstruct.evaluate import THRESHOLDS, per_class, score
     from meshstyle.reconstruct.layout import get_layout
     from meshstyle.reconstruct.train import TrainSettings, load_model
 
@@ -155,7 +155,13 @@ def evaluate_run(
     start = time.perf_counter()
     with Progress(console=_console(), transient=True) as progress:
         progress.add_task(f"reconstructing {len(loaded) * 24} views", total=None)
-        ious = score(model, loaded, device=device.torch_device)
+        threshold = config.get("voxel_threshold") or 0.5
+        if settings.decoder == "voxel" and config.get("voxel_threshold") is None:
+            # A run saved without one: choose it on the validation split, never on the test.
+            val = load_split(data, "val", loaded.layout, config["classes"])
+            by_cut = score(model, val, device=device.torch_device, thresholds=THRESHOLDS)
+            threshold = THRESHOLDS[int(np.argmax(by_cut.reshape(len(THRESHOLDS), -1).mean(1)))]
+        ious = score(model, loaded, device=device.torch_device, thresholds=(threshold,))[0]
     seconds = time.perf_counter() - start
     result = {
         "split": split,
@@ -163,6 +169,7 @@ def evaluate_run(
         "steps": config.get("steps"),
         "objects": len(loaded),
         "views_per_object": int(ious.shape[1]),
+        "voxel_threshold": threshold if settings.decoder == "voxel" else None,
         "iou": per_class(loaded, ious),
         "seconds": round(seconds, 2),
     }
@@ -171,7 +178,7 @@ def evaluate_run(
     if sheet is not None:
         from meshstyle.reconstruct.sheet import reconstruction_sheet
 
-        reconstruction_sheet(model.cpu(), loaded, sheet)
+        reconstruction_sheet(model.cpu(), loaded, sheet, threshold=threshold)
     return result
 
 
@@ -261,6 +268,7 @@ def predict_files(images: list[Path], model_dir: Path, out: Path, device, overwr
 
     model, config = load_model(model_dir, device.torch_device)
     extent = get_layout(TrainSettings.from_json(config["settings"]).layout).voxel_extent
+    threshold = config.get("voxel_threshold") or 0.5
     with torch.no_grad():
         output = model(batch.to(device.torch_device)).cpu().numpy()
     written = []
@@ -268,7 +276,7 @@ def predict_files(images: list[Path], model_dir: Path, out: Path, device, overwr
         if model.kind == "mesh":
             vertices, faces = shape, model.faces.cpu().numpy()
         else:
-            vertices, faces = voxel_surface(shape > 0.5, extent)
+            vertices, faces = voxel_surface(shape > threshold, extent)
             if len(faces) == 0:
                 raise ValueError(f"{path}: the voxel decoder predicts an empty grid")
         grey = np.full((len(faces), 1, 1, 1, 3), 0.7, dtype=np.float32)

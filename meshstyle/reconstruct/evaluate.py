@@ -14,15 +14,37 @@ from meshstyle.reconstruct.data import Split, to_float
 from meshstyle.reconstruct.model import Reconstructor
 from meshstyle.reconstruct.voxelize import voxel_iou, voxelize
 
+#: Occupancy thresholds a voxel decoder's grid may be cut at; the one used is chosen on
+#: validation data while training (a ray-stopping projection trains occupancies that stop a
+#: ray together, each of them often below 0.5).
+THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+
 
 @torch.no_grad()
-def predict_voxels(model: Reconstructor, images: torch.Tensor, extent: float) -> np.ndarray:
-    """(B, 4, 64, 64) images -> (B, 32, 32, 32) bool predicted occupancy, [x, y, z]."""
+def predict_voxels(
+    model: Reconstructor, images: torch.Tensor, extent: float, threshold: float = 0.5
+) -> np.ndarray:
+    """(B, 4, 64, 64) images -> (B, 32, 32, 32) bool predicted occupancy, [x, y, z].
+
+    A mesh is voxelised by ray parity; a voxel grid is cut at ``threshold``.
+    """
     model.eval()
     out = model(images)
     if model.kind == "mesh":
         return voxelize(out.cpu().numpy(), model.faces.cpu().numpy(), 32, extent)
-    return (out > 0.5).cpu().numpy()
+    return (out > threshold).cpu().numpy()
+
+
+@torch.no_grad()
+def _ious(model, images, voxels, extent, thresholds) -> np.ndarray:
+    """(T, B) IoU at each threshold (a mesh's IoU repeated: it has no threshold)."""
+    model.eval()
+    out = model(images)
+    if model.kind == "mesh":
+        predicted = voxelize(out.cpu().numpy(), model.faces.cpu().numpy(), 32, extent)
+        return np.tile(voxel_iou(predicted, voxels), (len(thresholds), 1))
+    out = out.cpu().numpy()
+    return np.stack([voxel_iou(out > t, voxels) for t in thresholds])
 
 
 def score(
@@ -32,6 +54,7 @@ def score(
     views: np.ndarray | None = None,
     batch_size: int = 96,
     device: str = "cpu",
+    thresholds: tuple[float, ...] = (0.5,),
 ) -> np.ndarray:
     """Voxel IoU of reconstructions from given (object, view) pairs.
 
@@ -42,22 +65,25 @@ def score(
         views: (M,) view per object (with ``objects``).
         batch_size: images per forward pass.
         device: torch device.
+        thresholds: occupancy cuts for a voxel decoder (ignored for a mesh).
 
     Returns:
-        (M,) IoU per pair, or (N, 24) per object and view when ``objects`` is None.
+        (T, M) IoU per threshold and pair, or (T, N, 24) per object and view when
+        ``objects`` is None.
     """
     full = objects is None
     if full:
         n, views_per = len(split), split.images.shape[1]
         objects = np.repeat(np.arange(n), views_per)
         views = np.tile(np.arange(views_per), n)
-    ious = np.zeros(len(objects))
+    ious = np.zeros((len(thresholds), len(objects)))
     for start in range(0, len(objects), batch_size):
         o, v = objects[start : start + batch_size], views[start : start + batch_size]
         images = to_float(split.images[o, v]).to(device)
-        predicted = predict_voxels(model, images, split.layout.voxel_extent)
-        ious[start : start + batch_size] = voxel_iou(predicted, split.voxels[o])
-    return ious.reshape(len(split), -1) if full else ious
+        ious[:, start : start + batch_size] = _ious(
+            model, images, split.voxels[o], split.layout.voxel_extent, thresholds
+        )
+    return ious.reshape(len(thresholds), len(split), -1) if full else ious
 
 
 def per_class(split: Split, ious: np.ndarray) -> dict[str, float]:

@@ -41,7 +41,12 @@ def _shaded(vertices, faces, layout, view: int) -> np.ndarray:
 
 
 def reconstruction_sheet(
-    model: Reconstructor, split: Split, path: str | Path, per_class: int = 3, view: int = 3
+    model: Reconstructor,
+    split: Split,
+    path: str | Path,
+    per_class: int = 3,
+    view: int = 3,
+    threshold: float = 0.5,
 ) -> Path:
     """Write the sheet as a PNG.
 
@@ -51,6 +56,7 @@ def reconstruction_sheet(
         path: PNG to write (atomically).
         per_class: rows per class (the first objects of each class).
         view: the input view index.
+        threshold: where a voxel decoder's occupancy is cut.
     """
     from PIL import Image
 
@@ -65,7 +71,7 @@ def reconstruction_sheet(
             if model.kind == "mesh":
                 vertices, faces = out, model.faces.cpu().numpy()
             else:
-                vertices, faces = voxel_surface(out > 0.5, layout.voxel_extent)
+                vertices, faces = voxel_surface(out > threshold, layout.voxel_extent)
             truth = voxel_surface(split.voxels[n], layout.voxel_extent)
             rows.append(
                 np.concatenate(

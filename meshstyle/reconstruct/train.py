@@ -28,7 +28,7 @@ import torch
 
 from meshstyle.fsutil import atomic_path, atomic_write_text
 from meshstyle.reconstruct.data import Split, load_split, sample_batch, to_float
-from meshstyle.reconstruct.evaluate import score
+from meshstyle.reconstruct.evaluate import THRESHOLDS, score
 from meshstyle.reconstruct.layout import IMAGE_SIZE, VIEWS, get_layout
 from meshstyle.reconstruct.model import (
     DECODERS,
@@ -222,6 +222,7 @@ class Trainer:
         )
         self.rng = np.random.default_rng(settings.seed)
         self.step_count = 0
+        self.threshold: float | None = None
         self.rows: list[dict] = []
         if self.resumed:
             self.model.load_state_dict(checkpoint["model"])
@@ -230,6 +231,9 @@ class Trainer:
             self.rng.bit_generator.state = json.loads(checkpoint["numpy_rng"])
             torch.set_rng_state(checkpoint["torch_rng"])
             self.rows = _read_log(self.run / "log.csv")[: self.step_count]
+            config_path = self.run / "config.json"
+            if config_path.is_file():
+                self.threshold = json.loads(config_path.read_text()).get("voxel_threshold")
         val_rng = np.random.default_rng(settings.seed + 1)
         count = min(settings.val_objects, len(self.val_split))
         self.val_objects = np.sort(val_rng.choice(len(self.val_split), count, replace=False))
@@ -314,11 +318,19 @@ class Trainer:
         return float(loss.detach()), silhouette, regulariser
 
     def validate(self) -> float:
-        """Mean voxel IoU on the fixed validation sample."""
+        """Mean voxel IoU on the fixed validation sample (a voxel decoder's at the best of
+        :data:`THRESHOLDS`, which becomes the run's threshold)."""
         ious = score(
-            self.model, self.val_split, self.val_objects, self.val_views, device=self.torch_device
-        )
-        return float(ious.mean())
+            self.model,
+            self.val_split,
+            self.val_objects,
+            self.val_views,
+            device=self.torch_device,
+            thresholds=THRESHOLDS,
+        ).mean(1)
+        best = int(np.argmax(ious))
+        self.threshold = THRESHOLDS[best] if self.settings.decoder == "voxel" else None
+        return float(ious[best])
 
     # ------------------------------------------------------------------ saving
 
@@ -331,6 +343,7 @@ class Trainer:
             "settings": self.settings.to_json(),
             "classes": list(self.train_split.classes),
             "steps": self.step_count,
+            "voxel_threshold": self.threshold,
         }
         atomic_write_text(self.run / "config.json", json.dumps(config, indent=2) + "\n")
         state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
