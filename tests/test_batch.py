@@ -145,12 +145,13 @@ def test_a_killed_run_leaves_nothing_that_looks_finished(tmp_path):
     ]
     proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True)
     try:
-        # The job's partial folder exists from its start; kill the run inside the job.
+        # Kill the run inside the job: once its partial folder holds its first output (the
+        # settings, written before the mesh is loaded and its 100000 steps begin).
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not list(out.glob(".ball__style.*.partial")):
+        while not list(out.glob(".ball__style.*.partial/settings.toml")):
             assert proc.poll() is None, "the run ended before it could be killed"
-            time.sleep(0.1)
-        time.sleep(2.0)
+            assert time.monotonic() < deadline, "the job did not start within 120 s"
+            time.sleep(0.05)
         assert proc.poll() is None
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(30)
