@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from meshstyle.cli import cli
-from meshstyle.jobs import COMPLETE_MARKER
-from tests.clitools import digest, tiny_preset, write_sphere, write_style
+from meshstyle.jobfolder import COMPLETE_MARKER
+from tests.clitools import digest, sphere_folder, tiny_preset, write_sphere, write_style
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -113,10 +113,7 @@ def test_rerun_skips_finished_jobs_and_overwrite_redoes_them(tmp_path):
 
 @pytest.mark.slow
 def test_shards_split_the_jobs(tmp_path):
-    meshes = tmp_path / "m"
-    meshes.mkdir()
-    for i in range(3):
-        write_sphere(meshes / f"s{i}.obj", subdivisions=0)
+    meshes = sphere_folder(tmp_path / "m", 3, subdivisions=0)
     style = write_style(tmp_path / "style.png")
     preset = tiny_preset(tmp_path)
     done = []

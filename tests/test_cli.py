@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from meshstyle.cli import cli
-from meshstyle.jobs import COMPLETE_MARKER
+from meshstyle.jobfolder import COMPLETE_MARKER
 from tests.clitools import tiny_preset, write_sphere, write_style
 
 
