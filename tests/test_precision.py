@@ -3,9 +3,6 @@ Gram matrices and losses in fp32 whatever the trunk runs in, and the NHWC layout
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import torch
 
@@ -99,16 +96,11 @@ def test_cli_rejects_an_unknown_precision(tmp_path):
     assert "'fp16' is not one of 'auto', 'fp32', 'bf16'" in result.output
 
 
-def test_info_reports_the_auto_precision_without_importing_trimesh():
-    code = (
-        "import sys\nfrom meshstyle.commands.info import collect_info\n"
-        "info = collect_info()\nprint(info['precision (auto)'])\n"
-        "print('trimesh' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    choice, trimesh_imported = out.stdout.strip().splitlines()
+def test_info_reports_the_auto_precision():
+    from meshstyle.commands.info import collect_info
+
+    choice = collect_info()["precision (auto)"]
     assert choice.split()[0] in ("fp32", "bf16") and "(" in choice
-    assert trimesh_imported == "False"
 
 
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
