@@ -86,6 +86,7 @@ def main(argv=None) -> int:
         variants[name] = (StyleObjective(network, style, settings), lighting)
 
     per_step: dict[str, list[float]] = {name: [] for name in variants}
+    wall_step: dict[str, list[float]] = {name: [] for name in variants}
     split: dict[str, dict[str, float]] = {name: {} for name in variants}
     for burst in range(args.bursts + 1):
         for name, (objective, lighting) in variants.items():
@@ -97,11 +98,13 @@ def main(argv=None) -> int:
                 colours,
                 objective,
                 replace(settings, seed=burst),
-                progress=lambda _, s=stamps: s.append(time.process_time()),
+                progress=lambda _, s=stamps: s.append((time.process_time(), time.perf_counter())),
             )
             if burst == 0:
                 continue  # warm-up: numba's cache, allocator, oneDNN primitives
-            per_step[name] += [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+            pairs = list(zip(stamps, stamps[1:], strict=False))
+            per_step[name] += [b[0] - a[0] for a, b in pairs]
+            wall_step[name] += [b[1] - a[1] for a, b in pairs]
             for key, value in result.timing.items():
                 split[name][key] = split[name].get(key, 0.0) + value
     renderer.light_textures = light_textures
@@ -114,6 +117,9 @@ def main(argv=None) -> int:
         "steps_timed": {name: len(v) for name, v in per_step.items()},
         "cpu_seconds_per_step_median": {
             name: round(statistics.median(v), 4) for name, v in per_step.items()
+        },
+        "wall_seconds_per_step_median": {
+            name: round(statistics.median(v), 4) for name, v in wall_step.items()
         },
         "wall_split": {
             name: {k: round(v / sum(s.values()), 4) for k, v in s.items()}
