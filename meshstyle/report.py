@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from meshstyle.jobfolder import dumps, job_lock
+from meshstyle.losslog import read_loss
 
 REPORT_NAME = "report.json"
 HTML_NAME = "report.html"
@@ -164,21 +165,23 @@ def _job_html(out: Path, job: dict) -> str:
         ("sheet", "sheet", "before and after"),
         ("turntable", "turntable", "turntable"),
     ):
-        link = _relative_link(out, outputs.get(kind))
-        if link:
+        file = _output_file(out, name, outputs.get(kind))
+        if file:
+            link = _link(out, file)
             media.append(
                 f'<a href="{e(link)}"><img class="{css_class}" src="{e(link)}" '
                 f'alt="{e(alt)}: {e(name)}"></a>'
             )
-    losses = _loss_values(out, outputs.get("losses"))
+    loss_file = _output_file(out, name, outputs.get("losses"))
+    losses = read_loss(loss_file) if loss_file else []
     if losses:
         media.append(loss_svg(losses))
     if media:
         lines.append('<div class="media">' + "".join(media) + "</div>")
     files = [
-        f'<a href="{e(link)}">{e(kind)}</a>'
+        f'<a href="{e(_link(out, file))}">{e(kind)}</a>'
         for kind, path in outputs.items()
-        if (link := _relative_link(out, path))
+        if (file := _output_file(out, name, path))
     ]
     if files:
         lines.append('<div class="meta">files: ' + " · ".join(files) + "</div>")
@@ -186,23 +189,26 @@ def _job_html(out: Path, job: dict) -> str:
     return "\n".join(lines)
 
 
-def _relative_link(out: Path, path) -> str | None:
-    """A URL relative to OUT for an output file inside it, percent-encoded; None otherwise."""
-    if not isinstance(path, str):
+def _output_file(out: Path, name: str, path) -> Path | None:
+    """A job's output file as it lies in OUT now, or None when it is not there.
+
+    Found by the job's folder and the file's name, not by the recorded path, which is
+    relative to wherever the run that wrote it was started (shards may run from anywhere).
+    Nothing outside OUT is ever linked.
+    """
+    if not isinstance(path, str) or not path:
         return None
+    candidate = out / name / Path(path).name
     try:
-        relative = Path(path).resolve().relative_to(out.resolve())
-    except (ValueError, OSError):
+        inside = candidate.resolve().is_relative_to(out.resolve())
+    except OSError:
         return None
-    return "/".join(quote(part) for part in relative.parts)
+    return candidate if inside and candidate.is_file() else None
 
 
-def _loss_values(out: Path, path) -> list[float]:
-    from meshstyle.losslog import read_loss
-
-    if not isinstance(path, str) or _relative_link(out, path) is None:
-        return []
-    return read_loss(Path(path))
+def _link(out: Path, file: Path) -> str:
+    """A percent-encoded URL of ``file`` relative to OUT."""
+    return "/".join(quote(part) for part in file.relative_to(out).parts)
 
 
 def loss_svg(values: list[float], width: int = 320, height: int = 160) -> str:

@@ -61,6 +61,8 @@ class EditSettings:
             view and step) or "white"/"black".
         occlusion_aware: occlusion-aware approximate gradient.
         network: feature network: "vgg19", "torchvision-vgg16" or a weights file.
+        precision: the feature network's arithmetic: "auto" (bf16 where the CPU or GPU runs
+            it fast, else fp32), "fp32" or "bf16"; Gram matrices and losses stay fp32.
         seed: random seed; CPU runs with the same seed repeat exactly.
         turntable_frames: frames of the output GIF.
         preview_size: size of the GIF frames and sheet tiles.
@@ -97,6 +99,7 @@ class EditSettings:
     background: str = "style-mean"
     occlusion_aware: bool = False
     network: str = "vgg19"
+    precision: str = "auto"
     seed: int = 0
     turntable_frames: int = 36
     preview_size: int = 256
@@ -136,6 +139,10 @@ class EditSettings:
             (
                 self.background in ("style-mean", "random-grey", "white", "black"),
                 "background must be style-mean, random-grey, white or black",
+            ),
+            (
+                self.precision in ("auto", "fp32", "bf16"),
+                "precision must be auto, fp32 or bf16",
             ),
             (
                 self.optimise_vertices or self.optimise_textures,

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from PIL import Image
 
@@ -165,6 +166,7 @@ def test_render_and_fit_refuse_numbers_that_are_not_numbers(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_two_runs_into_one_folder_never_leave_a_broken_result(tmp_path):
     meshes = sphere_folder(tmp_path / "m", 2, subdivisions=1)
     style = write_style(tmp_path / "style.png")

@@ -133,3 +133,24 @@ def test_the_page_renders_in_chromium(batch_out, tmp_path):
     keep = Path(__file__).resolve().parents[1] / ".pytest_cache" / "report-screenshot.png"
     keep.parent.mkdir(exist_ok=True)
     shutil.copyfile(shot, keep)  # for a person to look at
+
+
+def test_links_follow_the_job_folder_not_the_recorded_path(tmp_path):
+    """A shard started from another folder recorded paths relative to it."""
+    out = tmp_path / "out"
+    (out / "ball__s").mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(out / "ball__s" / "before_after.png")
+    (out / "ball__s" / "loss.csv").write_text("step,loss\n1,4\n2,2\n")
+    job = {
+        "name": "ball__s",
+        "status": "done",
+        "outputs": {
+            "sheet": "../somewhere/else/out/ball__s/before_after.png",
+            "losses": "out/ball__s/loss.csv",
+            "turntable": "out/ball__s/turntable.gif",  # not there: not linked
+        },
+    }
+    page = report_html(out, {"jobs": [job], "counts": {"done": 1}})
+    assert 'src="ball__s/before_after.png"' in page
+    assert "<polyline" in page
+    assert "turntable.gif" not in page
