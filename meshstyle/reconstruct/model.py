@@ -250,7 +250,7 @@ def view_rays(cameras, image_size: int = IMAGE_SIZE, samples: int = 64, extent: 
 
     Args:
         cameras: B cameras (:class:`meshstyle.camera.Cameras`), perspective.
-        image_size: S; rays through the pixel centres of an S x S image (DESIGN section 3).
+        image_size: S; rays through the pixel centres of an S x S image, row 0 at the top.
         samples: points per ray, evenly spaced over the depths the cube can occupy.
         extent: the grid spans [-extent, extent]^3.
 
