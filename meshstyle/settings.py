@@ -55,6 +55,17 @@ class EditSettings:
         background: "style-mean" (style image's mean colour), "random-grey" (one grey per
             view and step) or "white"/"black".
         occlusion_aware: occlusion-aware approximate gradient.
+        texture_mode: "uv" (one smooth texture image over the mesh's UVs or an automatic
+            unwrap, optimised as a Laplacian pyramid and sampled into the cubes every step) or
+            "cubes" (the paper's independent per-face cubes).
+        texture_resolution: side of the UV texture image in texels ("uv" mode).
+        colour_space: "decorrelated" (colours from a fixed colour-correlation square root and
+            a sigmoid) or "rgb" (a sigmoid per channel, the paper's).
+        initial_colour: "mesh" (the mesh's own texture, else clay), "style-mean" (the style
+            image's mean colour; stylize only, else as "mesh") or "grey" (0.5).
+        vertex_mode: "smooth" (Laplacian-preconditioned offsets, Nicolet et al. 2021) or
+            "raw" (the paper's per-vertex offsets).
+        smoothness: λ of the smooth mode's (I + λL); larger bends more broadly.
         network: feature network: "vgg19", "torchvision-vgg16" or a weights file.
         seed: random seed; CPU runs with the same seed repeat exactly.
         turntable_frames: frames of the output GIF.
@@ -91,6 +102,12 @@ class EditSettings:
     light_tilt: float = 30.0
     background: str = "style-mean"
     occlusion_aware: bool = False
+    texture_mode: str = "uv"
+    texture_resolution: int = 512
+    colour_space: str = "decorrelated"
+    initial_colour: str = "mesh"
+    vertex_mode: str = "smooth"
+    smoothness: float = 20.0
     network: str = "vgg19"
     seed: int = 0
     turntable_frames: int = 36
@@ -112,6 +129,17 @@ class EditSettings:
                 self.background in ("style-mean", "random-grey", "white", "black"),
                 "background must be style-mean, random-grey, white or black",
             ),
+            (self.texture_mode in ("uv", "cubes"), "texture_mode must be uv or cubes"),
+            (16 <= self.texture_resolution <= 4096, "texture_resolution must be in [16, 4096]"),
+            (
+                self.colour_space in ("decorrelated", "rgb"),
+                "colour_space must be decorrelated or rgb",
+            ),
+            (
+                self.initial_colour in ("mesh", "style-mean", "grey"),
+                "initial_colour must be mesh, style-mean or grey",
+            ),
+            (self.vertex_mode in ("smooth", "raw"), "vertex_mode must be smooth or raw"),
             (
                 self.optimise_vertices or self.optimise_textures,
                 "at least one of optimise_vertices and optimise_textures must be true",
@@ -120,7 +148,14 @@ class EditSettings:
         for ok, rule in checks:
             if not ok:
                 raise ValueError(f"{rule}; got {self._describe(rule)}")
-        for name in ("lr", "style_weight", "content_weight", "tv_weight", "edge_weight"):
+        for name in (
+            "lr",
+            "style_weight",
+            "content_weight",
+            "tv_weight",
+            "edge_weight",
+            "smoothness",
+        ):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0; got {value}")

@@ -186,7 +186,15 @@ def _write_job(job, settings, folder: Path, device, max_faces, decimate, progres
     }
     before = sheet_frames(vertices, faces, colours, **sheet)
     result = edit_mesh(
-        vertices, faces, colours, objective, settings, backend=device.backend, progress=progress
+        vertices,
+        faces,
+        colours,
+        objective,
+        settings,
+        backend=device.backend,
+        progress=progress,
+        face_uvs=normalised.face_uvs,
+        image=normalised.texture,
     )
     after = sheet_frames(result.vertices, faces, result.colours, **sheet)
     elevations, azimuths = turntable_angles(settings.turntable_frames, 30.0)
@@ -204,7 +212,9 @@ def _write_job(job, settings, folder: Path, device, max_faces, decimate, progres
     stem = job.name.split("__")[0]
     edited = transform.invert(result.vertices.cpu().numpy().astype(np.float64))
     cubes = result.colours.cpu().numpy()
-    outputs.update(export.write_mesh_files(folder, stem, edited, normalised.faces, cubes))
+    outputs.update(
+        export.write_mesh_files(folder, stem, edited, normalised.faces, cubes, baked=result.texture)
+    )
     save_gif(folder / "turntable.gif", turntable)
     outputs["turntable"] = "turntable.gif"
     save_png(folder / "before_after.png", contact_sheet([before, after], ["before", "after"]))
