@@ -244,19 +244,20 @@ def _shape_parameters(base: torch.Tensor, faces: torch.Tensor, settings: EditSet
 
 
 def _texture_parameters(base, faces, colours, objective, settings: EditSettings, face_uvs, image):
-    """The run's texture parameters and the colour they start from."""
+    """The run's texture parameters, starting from the colour ``initial_colour`` asks for."""
     start = colours.reshape(-1, 3).mean(dim=0)
     if settings.initial_colour == "grey":
         start, image = torch.full((3,), 0.5, device=colours.device), None
     elif settings.initial_colour == "style-mean" and hasattr(objective, "style_mean"):
         start, image = objective.style_mean.to(colours.device), None
     if settings.texture_mode == "cubes":
-        if image is None and settings.initial_colour != "mesh":
+        if settings.initial_colour != "mesh" and image is None:
             colours = start.expand_as(colours).contiguous()
         return _CubeParameters(colours, settings.colour_space, settings.optimise_textures)
     from meshstyle.uvtexture import PyramidTexture, unwrap
 
-    if face_uvs is None or image is None:
+    # The mesh's own UVs are kept when they stay inside the image (no tiling); else unwrap.
+    if face_uvs is None or not (np.all(face_uvs >= 0.0) and np.all(face_uvs <= 1.0)):
         face_uvs = unwrap(base.cpu().numpy(), faces.cpu().numpy(), settings.texture_resolution)
         image = None
     initial = start if image is None else torch.as_tensor(image, dtype=torch.float32) / 255.0
