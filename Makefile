@@ -1,6 +1,8 @@
 # Two commands on a fresh machine with Python 3.11+ and pip:
 #   make demo   installs meshstyle and stylizes the bundled mesh with the bundled painting
 #   make test   installs meshstyle with its test extra and runs lint and the test suites
+#               (everything, the slow optimisation tests included: this is what CI runs)
+#   make test-fast   the same without the tests marked slow, for quick loops
 # The torch spec defaults to the CPU build used here; override it, e.g.
 #   make demo TORCH="torch>=2.1"
 PYTHON ?= python3
@@ -9,7 +11,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: demo test install install-test lint assets readme-picture bench clean
+.PHONY: demo test test-fast install install-test lint assets readme-picture bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +34,10 @@ lint: install-test
 test: lint
 	$(BIN)/python -m pytest -q -m "not cudasim"
 	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest -q -m cudasim
+
+test-fast: lint
+	$(BIN)/python -m pytest -q -m "not cudasim and not slow"
+	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest -q -m "cudasim and not slow"
 
 assets: install
 	$(BIN)/python assets/make_assets.py assets

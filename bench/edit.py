@@ -90,12 +90,13 @@ def measure(kind, objective, settings, vertices, faces, colours):
 
 def run_case(name: str, preset: str, out: Path, reuse: bool = False) -> dict:
     from meshstyle.commands.edit import build_objective, run_job, skipped_outcome
-    from meshstyle.commands.render import initial_colours
     from meshstyle.fit import iou
-    from meshstyle.jobs import COMPLETE_MARKER, plan_jobs
+    from meshstyle.jobfolder import COMPLETE_MARKER
+    from meshstyle.jobs import plan_jobs
     from meshstyle.mesh import load_mesh, normalise
     from meshstyle.runtime import resolve_device
     from meshstyle.settings import resolve_settings
+    from meshstyle.textures import initial_colours
 
     kind, mesh_rel, style_rel = CASES[name]
     mesh_path = DATA / mesh_rel

@@ -17,6 +17,32 @@ from meshstyle import __version__
 DEVICE_CHOICE = click.Choice(["auto", "cpu", "cuda"])
 
 
+class FiniteFloat(click.ParamType):
+    """A float that is not NaN or infinite (``float("nan")`` parses, and renders nothing)."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+FINITE_FLOAT = FiniteFloat()
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value):
+    """Option callback: a range type lets NaN through (every comparison with it is false)."""
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value!r} is not a finite number.", ctx, param)
+    return value
+
+
 class UserError(click.ClickException):
     """A failure caused by the user's input or environment: one line, exit code 1."""
 
@@ -103,10 +129,14 @@ def _setup_runtime(device: str, threads: int | None):
     help="Output image: .png for one view, .gif for a turntable.",
 )
 @click.option("--image-size", type=click.IntRange(8, 4096), default=256, show_default=True)
-@click.option("--elevation", type=float, default=30.0, show_default=True, help="Degrees.")
-@click.option("--azimuth", type=float, default=45.0, show_default=True, help="Degrees.")
+@click.option("--elevation", type=FINITE_FLOAT, default=30.0, show_default=True, help="Degrees.")
+@click.option("--azimuth", type=FINITE_FLOAT, default=45.0, show_default=True, help="Degrees.")
 @click.option(
-    "--distance", type=click.FloatRange(min=0.0, min_open=True), default=2.732, show_default=True
+    "--distance",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=2.732,
+    show_default=True,
+    callback=_finite,
 )
 @click.option(
     "--frames",
@@ -137,8 +167,11 @@ def render(
         )
     resolved = _setup_runtime(device, threads)
     from meshstyle.commands.render import render_mesh_to_file
+    from meshstyle.console import step_progress
 
-    with _progress(f"rendering {mesh.name}", total=frames if suffix == ".gif" else 1) as advance:
+    with step_progress(
+        f"rendering {mesh.name}", total=frames if suffix == ".gif" else 1
+    ) as advance:
         render_mesh_to_file(
             mesh,
             output,
@@ -152,10 +185,6 @@ def render(
             progress=advance,
         )
     click.echo(f"wrote {output}")
-
-
-MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def edit_options(job_folder: str, default_preset: str):
@@ -272,82 +301,15 @@ def edit_options(job_folder: str, default_preset: str):
     return decorate
 
 
-def _classify(inputs: tuple[str, ...], styles: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """Split positional inputs into meshes and style images by their suffix."""
-    meshes, images = [], list(styles)
-    for item in inputs:
-        suffix = Path(item).suffix.lower()
-        if suffix in IMAGE_SUFFIXES:
-            images.append(item)
-        elif suffix in MESH_SUFFIXES or Path(item).is_dir() or not suffix:
-            meshes.append(item)
-        elif any(ch in item for ch in "*?["):
-            meshes.append(item)
-        else:
-            raise click.BadParameter(
-                f"{item}: neither a mesh ({', '.join(MESH_SUFFIXES)}) nor a style image "
-                f"({', '.join(IMAGE_SUFFIXES)})",
-                param_hint="INPUTS",
-            )
-    return meshes, images
-
-
-def _check_layers(kind: str, settings) -> None:
-    """Unknown layer names are usage errors, caught before any job starts."""
-    from meshstyle.features import layer_names
-
-    valid = layer_names(settings.network)
-    wanted = settings.style_layers if kind == "stylize" else (settings.layer,)
-    for name in wanted:
-        if name not in valid:
-            raise ValueError(f"unknown layer {name!r}; choose one of {', '.join(valid)}")
-
-
 def _run_edit(ctx: click.Context, kind: str, meshes, styles, opts: dict, overrides: dict) -> None:
-    from meshstyle.commands.batch import run_batch
-    from meshstyle.jobs import expand_inputs, parse_shard, plan_jobs, shard
-    from meshstyle.settings import resolve_settings
+    from meshstyle.commands.edit import run_edit
 
-    default_preset = "fast" if kind == "stylize" else "deepdream"
-    try:
-        settings = resolve_settings(
-            opts["preset"] or default_preset, overrides, base=default_preset
-        )
-        mesh_paths = expand_inputs(meshes, MESH_SUFFIXES, recursive=opts["recursive"])
-        style_paths = (
-            expand_inputs(styles, IMAGE_SUFFIXES, recursive=opts["recursive"], what="image")
-            if kind == "stylize"
-            else None
-        )
-        _check_layers(kind, settings)
-        jobs = plan_jobs(kind, mesh_paths, style_paths, layer=settings.layer)
-        if opts["shard"]:
-            jobs = shard(jobs, *parse_shard(opts["shard"]))
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    device = _setup_runtime(opts["device"], opts["threads"])
-    from meshstyle.commands.console import BatchConsole
-
-    console = BatchConsole(
-        len(jobs), settings.iterations, quiet=opts["quiet"], verbose=opts["verbose"]
+    debug = bool(ctx.obj and ctx.obj.get("debug"))
+    code = run_edit(
+        kind, meshes, styles, opts, overrides, debug=debug, setup_runtime=_setup_runtime
     )
-    with console:
-        outcomes = run_batch(
-            jobs,
-            settings,
-            opts["output"],
-            device,
-            overwrite=opts["overwrite"],
-            max_faces=opts["max_faces"],
-            decimate=opts["decimate"],
-            debug=bool(ctx.obj and ctx.obj.get("debug")),
-            on_job_start=console.job_started,
-            on_step=console.step,
-            on_job_end=console.job_ended,
-        )
-    console.summary(outcomes, opts["output"])
-    if any(o.status == "failed" for o in outcomes):
-        ctx.exit(1)
+    if code:
+        ctx.exit(code)
 
 
 _EDIT_KEYS = (
@@ -395,7 +357,9 @@ def stylize(ctx: click.Context, inputs, styles, **opts) -> None:
     INPUTS are meshes (files, folders, globs) and style images, told apart by suffix; every
     mesh is paired with every style image.
     """
-    meshes, images = _classify(inputs, styles)
+    from meshstyle.commands.edit import classify_inputs
+
+    meshes, images = classify_inputs(inputs, styles)
     if not meshes:
         raise click.UsageError("no mesh given (MESH files, folders or globs)")
     if not images:
@@ -446,6 +410,7 @@ def deepdream(ctx: click.Context, meshes, **opts) -> None:
     type=click.FloatRange(0.0, 1.0, min_open=True),
     default=0.3,
     show_default=True,
+    callback=_finite,
     help="Template size: its longest half-extent, the target spanning [-1, 1].",
 )
 @click.option(
@@ -459,12 +424,19 @@ def deepdream(ctx: click.Context, meshes, **opts) -> None:
     show_default=True,
     help="Silhouette size in pixels.",
 )
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.01,
+    show_default=True,
+    callback=_finite,
+)
 @click.option(
     "--smooth-weight",
     type=click.FloatRange(min=0),
     default=0.05,
     show_default=True,
+    callback=_finite,
     help="Weight of the Laplacian smoothness term.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace a complete earlier result.")
@@ -492,6 +464,7 @@ def fit(
     """
     resolved = _setup_runtime(device, threads)
     from meshstyle.commands.fit import fit_to_folder
+    from meshstyle.console import step_progress
     from meshstyle.fit import FitSettings
 
     settings = FitSettings(
@@ -501,7 +474,7 @@ def fit(
         image_size=image_size,
         views_per_step=views,
     )
-    with _progress(f"fitting {target.name}", total=iterations, quiet=quiet) as advance:
+    with step_progress(f"fitting {target.name}", total=iterations, quiet=quiet) as advance:
         outcome = fit_to_folder(
             target,
             output,
@@ -526,35 +499,6 @@ def info() -> None:
 
     for key, value in collect_info().items():
         click.echo(f"{key:<22}{value}")
-
-
-class _progress:
-    """A rich progress bar on stderr that steps to the count a callback reports."""
-
-    def __init__(self, description: str, total: int, quiet: bool = False):
-        self.description = description
-        self.total = total
-        self.quiet = quiet
-
-    def __enter__(self):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-        self._progress = Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-            disable=self.quiet,
-        )
-        self._progress.__enter__()
-        task = self._progress.add_task(self.description, total=self.total)
-        return lambda done: self._progress.update(task, completed=done)
-
-    def __exit__(self, *exc):
-        return self._progress.__exit__(*exc)
 
 
 def main() -> None:

@@ -114,6 +114,11 @@ def layer_names(network: str = "vgg19") -> tuple[str, ...]:
     return tuple(layer.name for layer in _architecture(_arch_of(network)))
 
 
+def layer_channels(network: str, layer: str) -> int:
+    """Channels of a layer's output (``layer`` one of :func:`layer_names`)."""
+    return {t.name: t.out_channels for t in _architecture(_arch_of(network))}[layer]
+
+
 def _arch_of(network: str) -> str:
     return "vgg16" if network == "torchvision-vgg16" else "vgg19"
 

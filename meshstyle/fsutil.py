@@ -79,3 +79,14 @@ def temporary_folder(parent: str | os.PathLike, name: str, suffix: str) -> Path:
     folder = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=suffix, dir=parent))
     os.chmod(folder, 0o777 & ~_umask())
     return folder
+
+
+def check_writable(out: Path) -> None:
+    """Fail early, with a clear message, when the output folder cannot hold results."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test."):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise PermissionError(f"{out}: output folder cannot be written ({reason})") from None

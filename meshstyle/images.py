@@ -35,6 +35,9 @@ __all__ = [
 
 #: Images with more pixels than this are refused before decoding (decompression bombs).
 MAX_PIXELS = 64_000_000
+#: No side of a resized image exceeds this: a shorter-side target keeps the aspect ratio
+#: only up to it, so a 3000x1 strip cannot become a 128x384000 image.
+MAX_SIDE = 4096
 
 _SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 
@@ -62,8 +65,9 @@ def load_image(
 
     Args:
         path: the image file.
-        size: None to keep the size; an int to scale the shorter side to it (aspect kept);
-            ``(H, W)`` for an exact size. Resampling is antialiased (Lanczos).
+        size: None to keep the size; an int to scale the shorter side to it (aspect kept,
+            unless the longer side would exceed ``MAX_SIDE``: then that side is
+            ``MAX_SIDE``); ``(H, W)`` for an exact size. Resampling is antialiased (Lanczos).
         max_pixels: refuse images with more pixels than this before decoding them.
 
     Returns:
@@ -115,16 +119,18 @@ def _check_size(size: int | tuple[int, int] | None) -> int | tuple[int, int] | N
     if size is None:
         return None
     if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        if size < 1:
-            raise ValueError(f"size must be a positive int or (H, W); got {size!r}")
+        if not 1 <= size <= MAX_SIDE:
+            raise ValueError(f"size must be in [1, {MAX_SIDE}] or (H, W); got {size!r}")
         return int(size)
     try:
         h, w = size
         ok = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (h, w))
     except (TypeError, ValueError):
         ok = False
-    if not ok or h < 1 or w < 1:
-        raise ValueError(f"size must be a positive int or (H, W) of positive ints; got {size!r}")
+    if not ok or not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
+        raise ValueError(
+            f"size must be a positive int or (H, W) of ints in [1, {MAX_SIDE}]; got {size!r}"
+        )
     return int(h), int(w)
 
 
@@ -132,7 +138,7 @@ def _output_size(width: int, height: int, target: int | tuple[int, int]) -> tupl
     """(W, H) in PIL order for a shorter-side int or an exact (H, W) target."""
     if isinstance(target, tuple):
         return target[1], target[0]
-    scale = target / min(width, height)
+    scale = min(target / min(width, height), MAX_SIDE / max(width, height))
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 

@@ -1,25 +1,17 @@
-"""Edit jobs: what to run (mesh × style pairs), where it goes, and whether it is done.
+"""Edit jobs: what to run (mesh × style pairs) and under which folder name.
 
-A job writes into a temporary folder inside OUT and renames it into place when every file
-is written, with a completion marker as its last file. A folder without the marker is never
-taken for a finished job, so a run killed at any moment can simply be run again.
+How a job's folder is written, locked and recognised as complete is
+:mod:`meshstyle.jobfolder`'s business.
 """
 
 from __future__ import annotations
 
 import glob
-import json
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from meshstyle.mesh import sanitise_name as safe_name
-
-#: Written last into a job folder: its presence means every output is complete.
-COMPLETE_MARKER = ".meshstyle-complete.json"
-#: Suffix of a job's hidden folder while it is being written.
-PARTIAL_SUFFIX = ".partial"
 
 
 @dataclass(frozen=True)
@@ -42,7 +34,10 @@ class Job:
         return out / self.name
 
     def is_complete(self, out: Path) -> bool:
-        return (self.folder(out) / COMPLETE_MARKER).is_file()
+        """Whether OUT holds a complete result under the job's name (of whatever inputs)."""
+        from meshstyle.jobfolder import read_marker
+
+        return read_marker(self.folder(out)) is not None
 
 
 def expand_inputs(
@@ -135,42 +130,3 @@ def parse_shard(text: str) -> tuple[int, int]:
 def shard(jobs: list[Job], k: int, n: int) -> list[Job]:
     """The K-th of N deterministic slices: jobs whose position ≡ K−1 (mod N)."""
     return [job for i, job in enumerate(jobs) if i % n == k - 1]
-
-
-def partial_folder(out: Path, name: str) -> Path:
-    """A new hidden folder in ``out`` for the job folder ``name`` to be written into.
-
-    Whatever an earlier, interrupted run of the same job left there is removed first.
-    """
-    from meshstyle.fsutil import temporary_folder
-
-    for leftover in out.glob(f".{name}.*{PARTIAL_SUFFIX}"):
-        shutil.rmtree(leftover, ignore_errors=True)
-    return temporary_folder(out, name, PARTIAL_SUFFIX)
-
-
-def commit_folder(tmp: Path, final: Path, *, overwrite: bool) -> None:
-    """Move a finished temporary job folder into place.
-
-    An existing folder is replaced only with ``overwrite`` (or when it is an unfinished
-    leftover without the marker); it is first moved aside, so at every moment either the old
-    or the new folder is complete under the final name.
-    """
-    if final.exists():
-        if (final / COMPLETE_MARKER).is_file() and not overwrite:
-            raise FileExistsError(f"{final}: output exists (use --overwrite)")
-        aside = final.with_name(f".{final.name}.old")
-        if aside.exists():
-            shutil.rmtree(aside)
-        final.rename(aside)
-        tmp.rename(final)
-        shutil.rmtree(aside, ignore_errors=True)
-    else:
-        tmp.rename(final)
-
-
-def write_marker(folder: Path, summary: dict) -> None:
-    """Write the completion marker; it must be the last file written into ``folder``."""
-    from meshstyle.fsutil import atomic_write_text
-
-    atomic_write_text(folder / COMPLETE_MARKER, json.dumps(summary, indent=2, sort_keys=True))

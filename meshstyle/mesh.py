@@ -12,6 +12,7 @@ Bad input never reaches the user as a traceback: every rule a file breaks raises
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -257,6 +258,8 @@ def load_mesh(path: str | os.PathLike, *, max_faces: int | None = None) -> Mesh:
     _check_file(path, label)
     try:
         scene = _read_scene(path, label)
+    except _NotText:
+        raise
     except MeshError:
         # trimesh's OBJ reader gives up on a single bad face index; a plain reading of the
         # v/f lines keeps the good faces (without materials) and drops the bad ones below
@@ -342,7 +345,23 @@ def _read_scene(path: Path, label: str):
     try:
         # process=False keeps vertices and faces as written: welding is done here, where it
         # can keep the UV seams, and the loader must not merge or reorder anything first.
+        if path.suffix.lower() == ".obj":
+            return trimesh.load_scene(
+                file_obj=io.BytesIO(_obj_text(path, label).encode("utf-8")),
+                file_type="obj",
+                resolver=_TextResolver(path.parent),
+                process=False,
+            )
+        if path.suffix.lower() in _TEXT_HEADER_SUFFIXES:
+            return trimesh.load_scene(
+                file_obj=io.BytesIO(_utf8_text_parts(path, label)),
+                file_type=path.suffix.lower()[1:],
+                resolver=_TextResolver(path.parent),
+                process=False,
+            )
         return trimesh.load_scene(str(path), file_type=path.suffix.lower()[1:], process=False)
+    except MeshError:
+        raise
     except FileNotFoundError as exc:
         missing = Path(exc.filename or str(exc)).name
         raise MeshError(f"{label}: a file it references is missing: {missing}") from None
@@ -350,6 +369,121 @@ def _read_scene(path: Path, label: str):
         detail = " ".join(str(exc).split())[:120]
         reason = f": {type(exc).__name__}: {detail}" if detail else f": {type(exc).__name__}"
         raise MeshError(f"{label}: cannot parse as {_kind(path)}{reason}") from None
+
+
+# Formats that are text, or (PLY) begin with a text header: trimesh reads their text as UTF-8
+# only, and fails on anything else with a message about an optional module.
+_TEXT_HEADER_SUFFIXES = (".off", ".ply", ".stl")
+
+
+def _utf8_text_parts(path: Path, label: str) -> bytes:
+    """The file with its text parts in UTF-8 and binary parts as they are.
+
+    OFF is text throughout; a PLY file's header is text and its body may be binary; an STL
+    file is either binary (its size matches the triangle count at byte 80) or text.
+
+    Raises:
+        MeshError: the file cannot be read, or an OFF file holds binary data.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MeshError(f"{label}: cannot read file ({exc.strerror or exc})") from None
+    suffix = path.suffix.lower()
+    if suffix == ".ply":
+        end = data.find(b"end_header")
+        if end < 0:
+            return data
+        end = data.find(b"\n", end) + 1 or len(data)
+        return _decode_text(data[:end]).encode("utf-8") + data[end:]
+    if suffix == ".stl" and len(data) >= 84:
+        triangles = int.from_bytes(data[80:84], "little")
+        if len(data) == 84 + 50 * triangles or not data.lstrip()[:5].lower() == b"solid":
+            return data  # binary STL
+    nul = data.find(b"\x00")
+    if nul >= 0 and suffix == ".off":
+        raise _NotText(f"{label}: cannot parse as OFF: binary data at byte {nul} (OFF is text)")
+    return _decode_text(data).encode("utf-8")
+
+
+def _decode_text(data: bytes) -> str:
+    """UTF-8 (with or without BOM), else Latin-1, which reads any byte: OBJ and MTL files
+    are ASCII in their numbers and keywords, so only comments and names differ."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _obj_text(path: Path, label: str) -> str:
+    """The OBJ file as text trimesh reads right: comments dropped, indices made absolute.
+
+    trimesh resolves negative (relative) face indices against the whole file's vertex
+    list instead of the vertices read so far, looks for ``mtllib`` even inside comments,
+    and needs an optional module to read anything but UTF-8; this pass removes all three
+    traps and refuses binary data with a message.
+
+    Raises:
+        MeshError: the file holds NUL bytes (binary data) or cannot be read.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MeshError(f"{label}: cannot read file ({exc.strerror or exc})") from None
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise _NotText(f"{label}: cannot parse as OBJ: binary data at byte {nul} (OBJ is text)")
+    counts = {"v": 0, "vt": 0, "vn": 0}
+    lines = []
+    for line in _decode_text(data).replace("\r\n", "\n").replace("\\\n", "").split("\n"):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        key = fields[0]
+        if key in counts:
+            counts[key] += 1
+        elif key in ("f", "l", "p") and "-" in line:
+            line = " ".join([key] + [_absolute_corner(f, counts) for f in fields[1:]])
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def _absolute_corner(corner: str, counts: dict[str, int]) -> str:
+    """``-1/-2/-1`` -> absolute 1-based ``v/vt/vn`` indices given the counts read so far."""
+    parts = corner.split("/")
+    for slot, key in enumerate(("v", "vt", "vn")[: len(parts)]):
+        text = parts[slot]
+        if text.startswith("-") and text[1:].isdigit():
+            parts[slot] = str(counts[key] + 1 + int(text))
+    return "/".join(parts)
+
+
+class _NotText(MeshError):
+    """A text format's file holds binary data: no plain reading can rescue it."""
+
+
+class _TextResolver:
+    """trimesh's file resolver, with MTL files passed on as UTF-8 (see :func:`_decode_text`).
+
+    It also gives the folder of a file read from memory, for the textures it names.
+    """
+
+    def __init__(self, folder: Path):
+        import trimesh
+
+        self._inner = trimesh.resolvers.FilePathResolver(str(folder))
+
+    def get(self, name: str) -> bytes:
+        data = self._inner.get(name)
+        if name.strip().lower().endswith(".mtl"):
+            return _decode_text(data).encode("utf-8")
+        return data
+
+    def __getitem__(self, name: str) -> bytes:
+        return self.get(name)
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
 
 
 def _read_obj_geometry(path: Path) -> _Part | None:
@@ -360,7 +494,7 @@ def _read_obj_geometry(path: Path) -> _Part | None:
     vertices: list[list[float]] = []
     faces: list[tuple[int, int, int]] = []
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
+        with open(path, encoding="latin-1") as fh:
             for line in fh:
                 fields = line.split()
                 if not fields:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass, fields
 from importlib import resources
@@ -17,6 +18,10 @@ from typing import Any
 PRESET_PACKAGE = "meshstyle.presets"
 DEFAULT_STYLIZE_PRESET = "fast"
 DEFAULT_DEEPDREAM_PRESET = "deepdream"
+#: Longest run a setting may ask for (a typo's extra zeros should not run for years).
+MAX_ITERATIONS = 1_000_000
+#: The table of a result's settings.toml that records its inputs; presets skip it.
+JOB_TABLE = "job"
 
 
 @dataclass(frozen=True)
@@ -115,16 +120,36 @@ class EditSettings:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.iterations >= 0, "iterations must be >= 0"),
+            (
+                0 <= self.iterations <= MAX_ITERATIONS,
+                f"iterations must be in [0, {MAX_ITERATIONS}]",
+            ),
             (8 <= self.image_size <= 2048, "image_size must be in [8, 2048]"),
             (1 <= self.views <= 64, "views must be in [1, 64]"),
             (1 <= self.texture_size <= 16, "texture_size must be in [1, 16]"),
+            (16 <= self.style_image_size <= 2048, "style_image_size must be in [16, 2048]"),
+            (16 <= self.preview_size <= 2048, "preview_size must be in [16, 2048]"),
+            (1 <= self.turntable_frames <= 720, "turntable_frames must be in [1, 720]"),
+            (self.channel >= -1, "channel must be >= 0 (or -1 for the whole layer)"),
+            (0 <= self.seed < 2**63, "seed must be in [0, 2**63)"),
+            (len(self.style_layers) >= 1, "style_layers must name at least one layer"),
+            (bool(self.network), "network must not be empty"),
+        ]
+        for name in _FLOAT_FIELDS:
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                checks.append((False, f"{name} must be a finite number"))
+        checks += [
             (self.lr > 0, "lr must be > 0"),
+            (-90 <= self.elevation_min <= 90, "elevation_min must be in [-90, 90]"),
+            (-90 <= self.elevation_max <= 90, "elevation_max must be in [-90, 90]"),
             (self.elevation_min <= self.elevation_max, "elevation_min must be <= elevation_max"),
             (self.azimuth_min <= self.azimuth_max, "azimuth_min must be <= azimuth_max"),
             (self.distance > 0, "distance must be > 0"),
+            (self.distance_noise >= 0, "distance_noise must be >= 0"),
             (0 < self.viewing_angle < 90, "viewing_angle must be in (0, 90)"),
-            (self.turntable_frames >= 1, "turntable_frames must be >= 1"),
+            (self.ambient >= 0, "ambient must be >= 0"),
+            (self.directional >= 0, "directional must be >= 0"),
             (
                 self.background in ("style-mean", "random-grey", "white", "black"),
                 "background must be style-mean, random-grey, white or black",
@@ -150,6 +175,8 @@ class EditSettings:
                 raise ValueError(f"{rule}; got {self._describe(rule)}")
         for name in (
             "lr",
+            "vertex_lr_scale",
+            "texture_lr_scale",
             "style_weight",
             "content_weight",
             "tv_weight",
@@ -157,12 +184,14 @@ class EditSettings:
             "smoothness",
         ):
             value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
+            if value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0; got {value}")
 
     def _describe(self, rule: str) -> str:
-        name = rule.split()[0]
-        return repr(getattr(self, name, "?"))
+        names = [f.name for f in fields(self) if re.search(rf"\b{f.name}\b", rule)]
+        if len(names) == 1:
+            return repr(getattr(self, names[0]))
+        return ", ".join(f"{name} = {getattr(self, name)!r}" for name in names)
 
     def to_toml(self) -> str:
         """The settings as a flat TOML table (the format presets use)."""
@@ -178,13 +207,41 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return toml_string(value)
     if isinstance(value, tuple | list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
+def toml_string(text: str) -> str:
+    """``text`` as a TOML basic string: quotes, backslashes and control characters escaped."""
+    out = []
+    for ch in text:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif 0xD800 <= ord(ch) <= 0xDFFF:
+            out.append("\\ufffd")  # a file name's undecodable byte: TOML cannot hold it
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def job_table(mesh: Path, style: Path | None = None) -> str:
+    """The ``[job]`` table a result's settings.toml ends with: which inputs made it.
+
+    Presets ignore this table, so a result's settings.toml can be passed back with
+    ``--preset`` as it is.
+    """
+    lines = ["", f"[{JOB_TABLE}]", f"mesh = {toml_string(str(mesh))}"]
+    if style is not None:
+        lines.append(f"style = {toml_string(str(style))}")
+    return "\n".join(lines) + "\n"
+
+
 FIELD_TYPES = {f.name: f.type for f in fields(EditSettings)}
+_FLOAT_FIELDS = tuple(f.name for f in fields(EditSettings) if isinstance(f.default, float))
 
 
 def preset_names() -> list[str]:
@@ -252,21 +309,41 @@ def resolve_settings(
         ValueError: unknown preset or key, wrong type, or a value breaking a rule.
     """
     values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    chosen: set[str] = set()  # keys the user set: in their preset or by a flag
     for name in (base, preset):
         if name is None:
             continue
         table, origin = _read_preset(name)
         for key, value in table.items():
+            if key == JOB_TABLE and isinstance(value, dict):
+                continue  # a result's record of its inputs, not a setting
             if key not in FIELD_TYPES:
                 raise ValueError(f"{origin}: unknown setting {key!r}")
             values[key] = _coerce(key, value, origin)
+            origins[key] = origin
+            if name == preset:
+                chosen.add(key)
     for key, value in (overrides or {}).items():
         if value is None:
             continue
         if key not in FIELD_TYPES:
             raise ValueError(f"unknown setting {key!r}")
         values[key] = _coerce(key, value, "option")
-    return EditSettings(**values)
+        origins[key] = "--" + key.replace("_", "-")
+        chosen.add(key)
+    try:
+        return EditSettings(**values)
+    except ValueError as exc:
+        raise ValueError(_with_origin(str(exc), origins, chosen)) from None
+
+
+def _with_origin(message: str, origins: dict[str, str], chosen: set[str]) -> str:
+    """``message`` prefixed with where its setting came from: a rule between two settings
+    names the one the user set (a file or a flag) rather than the default under it."""
+    mentioned = [k for k in FIELD_TYPES if re.search(rf"\b{k}\b", message)]
+    ranked = [k for k in mentioned if k in chosen] + [k for k in mentioned if k in origins]
+    return f"{origins[ranked[0]]}: {message}" if ranked else message
 
 
 def replace(settings: EditSettings, **changes: Any) -> EditSettings:

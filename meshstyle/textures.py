@@ -258,3 +258,24 @@ def uniform_cubes(num_faces: int, t: int, colour=(0.5, 0.5, 0.5)) -> np.ndarray:
     if rgb.shape != (3,) or not np.all((rgb >= 0) & (rgb <= 1)):
         raise ValueError(f"colour must be three values in [0, 1]; got {np.asarray(colour)}")
     return np.broadcast_to(rgb, (num_faces, t, t, t, 3)).copy()
+
+
+def initial_colours(mesh, texture_size: int):
+    """Per-face texture cubes a mesh starts with: from its UV texture when it has one, else clay.
+
+    Args:
+        mesh: a loaded :class:`meshstyle.mesh.Mesh`.
+        texture_size: cube size T.
+
+    Returns:
+        (F, T, T, T, 3) float32 torch tensor of colours in [0, 1].
+    """
+    import torch
+
+    from meshstyle.preview import CLAY
+
+    if mesh.face_uvs is not None and mesh.texture is not None:
+        cubes = cubes_from_uv_texture(mesh.face_uvs, mesh.texture, texture_size)
+    else:
+        cubes = uniform_cubes(len(mesh.faces), texture_size, CLAY)
+    return torch.as_tensor(cubes, dtype=torch.float32)

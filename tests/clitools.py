@@ -31,6 +31,14 @@ def write_sphere(path: Path, subdivisions: int = 1) -> Path:
     return path
 
 
+def sphere_folder(folder: Path, count: int, subdivisions: int = 0) -> Path:
+    """A new folder of ``count`` spheres named ``s0.obj``, ``s1.obj``, ..."""
+    folder.mkdir()
+    for i in range(count):
+        write_sphere(folder / f"s{i}.obj", subdivisions=subdivisions)
+    return folder
+
+
 def write_style(path: Path, size: int = 48, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(path)

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from meshstyle.cli import cli
-from meshstyle.jobs import COMPLETE_MARKER
-from tests.clitools import digest, tiny_preset, write_sphere, write_style
+from meshstyle.jobfolder import COMPLETE_MARKER
+from tests.clitools import digest, sphere_folder, tiny_preset, write_sphere, write_style
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,10 +110,7 @@ def test_rerun_skips_finished_jobs_and_overwrite_redoes_them(tmp_path):
 
 
 def test_shards_split_the_jobs(tmp_path):
-    meshes = tmp_path / "m"
-    meshes.mkdir()
-    for i in range(3):
-        write_sphere(meshes / f"s{i}.obj", subdivisions=0)
+    meshes = sphere_folder(tmp_path / "m", 3, subdivisions=0)
     style = write_style(tmp_path / "style.png")
     preset = tiny_preset(tmp_path)
     done = []
@@ -148,12 +145,13 @@ def test_a_killed_run_leaves_nothing_that_looks_finished(tmp_path):
     ]
     proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True)
     try:
-        # The job's partial folder exists from its start; kill the run inside the job.
+        # Kill the run inside the job: once its partial folder holds its first output (the
+        # settings, written before the mesh is loaded and its 100000 steps begin).
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not list(out.glob(".ball__style.*.partial")):
+        while not list(out.glob(".ball__style.*.partial/settings.toml")):
             assert proc.poll() is None, "the run ended before it could be killed"
-            time.sleep(0.1)
-        time.sleep(2.0)
+            assert time.monotonic() < deadline, "the job did not start within 120 s"
+            time.sleep(0.05)
         assert proc.poll() is None
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(30)

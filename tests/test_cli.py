@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from meshstyle.cli import cli
-from meshstyle.jobs import COMPLETE_MARKER
+from meshstyle.jobfolder import COMPLETE_MARKER
 from tests.clitools import tiny_preset, write_sphere, write_style
 
 
@@ -178,15 +179,11 @@ def test_missing_style_and_mesh(runner, tmp_path):
     assert result.exit_code == 2 and "no mesh" in result.output
 
 
-def test_fit_recovers_the_teapot_from_silhouettes(runner, tmp_path, mesh_path):
-    target = mesh_path("teapot")
-    out = tmp_path / "out"
-    args = ["fit", target, "-o", out, "--iterations", 150, "--image-size", 48, "-q"]
-    leftover = out / ".teapot__fit.killed.partial"  # what an interrupted run leaves
-    leftover.mkdir(parents=True)
-    result = invoke(runner, *args)
+@pytest.mark.slow
+def test_fit_recovers_the_teapot_from_silhouettes(runner, tmp_path, teapot_fit):
+    result, out, target = teapot_fit.result, teapot_fit.out, teapot_fit.target
     assert result.exit_code == 0, result.output
-    job = out / "teapot__fit"
+    job = teapot_fit.job
     for name in (
         "teapot_fit.obj",
         "teapot_fit.mtl",
@@ -202,7 +199,7 @@ def test_fit_recovers_the_teapot_from_silhouettes(runner, tmp_path, mesh_path):
     assert summary["held_out_iou_before"] < 0.5
     assert summary["held_out_iou_after"] > 0.8, summary
     assert f"{summary['held_out_iou_after']:.3f}" in result.output
-    assert [p.name for p in out.iterdir()] == ["teapot__fit"]
+    assert [p.name for p in out.iterdir()] == ["teapot__fit"]  # the leftover is gone
     assert len((job / "loss.csv").read_text().splitlines()) == 151
     # The fitted mesh is written in the target's own frame: bounding boxes agree.
     import trimesh
@@ -211,10 +208,14 @@ def test_fit_recovers_the_teapot_from_silhouettes(runner, tmp_path, mesh_path):
     original = trimesh.load(target, force="mesh")
     extent = original.extents.max()
     assert abs(fitted.bounds - original.bounds).max() < 0.15 * extent
-    # A finished result is kept unless --overwrite.
+    # A finished result is kept unless --overwrite; checked on a copy with a 2-step rerun.
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    args = ["fit", target, "-o", copy, "--iterations", 2, "--image-size", 48, "-q"]
     again = invoke(runner, *args)
     assert again.exit_code == 1 and "--overwrite" in again.output
     assert invoke(runner, *args, "--overwrite").exit_code == 0
+    assert len((copy / "teapot__fit" / "loss.csv").read_text().splitlines()) == 3
 
 
 def test_fit_bad_input(runner, tmp_path):

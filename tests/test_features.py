@@ -17,6 +17,7 @@ from meshstyle.features import (
     weights_available,
 )
 from meshstyle.images import load_image
+from tests.testdata import shared_styles
 
 
 @pytest.fixture(scope="module")
@@ -100,15 +101,16 @@ def test_requested_conv_output_is_not_overwritten_by_its_relu():
     torch.testing.assert_close(out["relu1_1"], out["conv1_1"].clamp_min(0))
 
 
-def test_features_of_a_natural_image_are_sensible(style_path):
-    image = load_image(style_path("munch1.jpg"), 224).unsqueeze(0)
+@pytest.mark.parametrize("name", ["swirls.jpg", *shared_styles("munch1.jpg")])
+def test_features_of_a_painting_are_sensible(style_path, name):
+    image = load_image(style_path(name), 224).unsqueeze(0)
     net = load_feature_network("vgg19", ["conv1_1", "relu3_1"])
     with torch.no_grad():
         out = net(image)
     relu = out["relu3_1"]
     assert torch.isfinite(relu).all()
     active = (relu > 0).float().mean().item()
-    assert 0.05 < active < 0.9  # sparse but alive, as ReLU features of photos are
+    assert 0.05 < active < 0.9  # sparse but alive, as ReLU features of pictures are
     # conv1_1 filters are edge detectors: a step edge excites them more than flat areas.
     step = torch.zeros(1, 3, 32, 32)
     step[..., 16:] = 1.0

@@ -19,6 +19,7 @@ from meshstyle.images import (
     save_png,
     to_uint8,
 )
+from tests.testdata import shared_styles
 
 
 def _write(path, array, **kwargs):
@@ -26,13 +27,14 @@ def _write(path, array, **kwargs):
     return path
 
 
-def test_load_style_image(style_path):
-    image = load_image(style_path("munch1.jpg"))
+@pytest.mark.parametrize("name", ["swirls.jpg", "circles.png", *shared_styles("munch1.jpg")])
+def test_load_style_image(style_path, name):
+    image = load_image(style_path(name))
     assert image.dtype == torch.float32 and image.shape[0] == 3
     assert 0.0 <= image.min() and image.max() <= 1.0
-    small = load_image(style_path("munch1.jpg"), size=224)
+    small = load_image(style_path(name), size=224)
     assert min(small.shape[1:]) == 224
-    exact = load_image(style_path("munch1.jpg"), size=(64, 48))
+    exact = load_image(style_path(name), size=(64, 48))
     assert exact.shape == (3, 64, 48)
     # Antialiased resizing keeps the average colour.
     torch.testing.assert_close(mean_colour(small), mean_colour(image), atol=0.01, rtol=0)
@@ -94,8 +96,9 @@ def test_text_file_named_jpg(tmp_path):
     assert "\n" not in str(info.value)
 
 
-def test_truncated_jpeg(tmp_path, style_path):
-    data = style_path("munch1.jpg").read_bytes()
+@pytest.mark.parametrize("name", ["swirls.jpg", *shared_styles("munch1.jpg")])
+def test_truncated_jpeg(tmp_path, style_path, name):
+    data = style_path(name).read_bytes()
     path = tmp_path / "cut.jpg"
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ImageError, match=r"cut\.jpg is corrupt or truncated") as info:

@@ -3,8 +3,6 @@
 import pytest
 
 from meshstyle.jobs import (
-    COMPLETE_MARKER,
-    commit_folder,
     expand_inputs,
     parse_shard,
     plan_jobs,
@@ -73,20 +71,3 @@ def test_shards_cover_every_job_once(tmp_path):
     for bad in ("0/3", "4/3", "x", "1/0", "1-3"):
         with pytest.raises(ValueError, match="--shard"):
             parse_shard(bad)
-
-
-def test_commit_folder_replaces_only_with_overwrite(tmp_path):
-    final = tmp_path / "job"
-    final.mkdir()
-    (final / COMPLETE_MARKER).write_text("{}")
-    (final / "old.txt").write_text("old")
-    tmp = tmp_path / ".job.partial"
-    tmp.mkdir()
-    (tmp / "new.txt").write_text("new")
-    with pytest.raises(FileExistsError, match="--overwrite"):
-        commit_folder(tmp, final, overwrite=False)
-    assert (final / "old.txt").exists()
-    commit_folder(tmp, final, overwrite=True)
-    assert (final / "new.txt").exists() and not (final / "old.txt").exists()
-    assert not tmp.exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["job"]

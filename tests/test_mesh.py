@@ -23,6 +23,7 @@ from meshstyle.mesh import (
     sanitise_name,
     weld,
 )
+from tests.testdata import make_assets_module, shared_meshes
 
 
 def digest(path: Path) -> str:
@@ -194,14 +195,39 @@ def load_scene_order(path: Path) -> list[str]:
 # welding
 
 
-def test_teapot_welds_seam_vertices(mesh_path):
-    path = mesh_path("teapot")
+def seamed_copy(path: Path, out: Path) -> int:
+    """Write ``out``: the mesh at ``path`` with a seam, the faces on its +x side given their
+    own copies of their corners, as UV seams leave them.
+
+    Returns:
+        The number of vertices the faces use (vertices used by none are not loaded).
+    """
+    source = trimesh.load(path, process=False, force="mesh")
+    vertices = np.asarray(source.vertices)
+    faces = np.asarray(source.faces).copy()
+    right = vertices[faces].mean(axis=1)[:, 0] > 0
+    copied = np.unique(faces[right])
+    renumber = np.full(len(vertices), -1)
+    renumber[copied] = len(vertices) + np.arange(len(copied))
+    faces[right] = renumber[faces[right]]
+    make_assets = make_assets_module()
+    text = make_assets.obj_text("seamed", np.concatenate([vertices, vertices[copied]]), faces)
+    out.write_text(text)
+    return len(np.unique(faces))
+
+
+@pytest.mark.parametrize("name", ["teapot", *shared_meshes("teapot")])
+def test_welds_seam_vertices(mesh_path, tmp_path, name):
+    path = tmp_path / "seamed.obj"
+    n_used = seamed_copy(mesh_path(name), path)
     raw = trimesh.load(path, process=False, force="mesh")
+    # What welding must come to: the distinct positions of the corners, counted by NumPy.
+    n_distinct = len(np.unique(raw.vertices[np.unique(raw.faces)], axis=0))
     before = digest(path)
     mesh = load_mesh(path)
-    assert len(raw.vertices) == 1292
-    assert mesh.num_vertices == 1292 - 60
-    assert mesh.num_faces == len(raw.faces) == 2464
+    assert len(raw.vertices) == n_used > n_distinct + 50
+    assert mesh.num_vertices == n_distinct
+    assert mesh.num_faces == len(raw.faces)
     assert len(np.unique(mesh.vertices, axis=0)) == mesh.num_vertices
     # same triangles, face for face
     np.testing.assert_array_equal(
@@ -210,8 +236,8 @@ def test_teapot_welds_seam_vertices(mesh_path):
     assert digest(path) == before
 
 
-@pytest.mark.parametrize("name", ["bunny", "sphere_642"])
-def test_shared_meshes_load(mesh_path, name):
+@pytest.mark.parametrize("name", ["knot", "sphere", *shared_meshes("bunny", "sphere_642")])
+def test_meshes_load(mesh_path, name):
     mesh = load_mesh(mesh_path(name))
     assert mesh.num_faces > 0 and mesh.face_uvs is None and mesh.texture is None
 
@@ -392,9 +418,10 @@ def test_out_of_range_faces_in_ply_are_dropped(tmp_path):
 
 def test_too_many_faces_suggests_decimate(mesh_path):
     path = mesh_path("teapot")
-    message = expect_error(path, "2464 faces, more than the limit of 1000", max_faces=1000)
+    n_faces = len(trimesh.load(path, process=False, force="mesh").faces)
+    message = expect_error(path, f"{n_faces} faces, more than the limit of 1000", max_faces=1000)
     assert "--decimate 1000" in message
-    assert load_mesh(path, max_faces=2464).num_faces == 2464
+    assert load_mesh(path, max_faces=n_faces).num_faces == n_faces
 
 
 def test_float32_overflow(tmp_path):
@@ -468,19 +495,21 @@ needs_simplifier = pytest.mark.skipif(
 
 
 @needs_simplifier
-def test_decimate_bunny(mesh_path):
-    mesh = load_mesh(mesh_path("bunny"))
+@pytest.mark.parametrize("name", ["knot", "teapot", *shared_meshes("bunny")])
+def test_decimate(mesh_path, name):
+    mesh = load_mesh(mesh_path(name))
     simple = decimate(mesh, 1000)
     assert 900 <= simple.num_faces <= 1000
     assert simple.num_vertices < mesh.num_vertices
-    assert simple.name == "bunny" and simple.face_uvs is None
+    assert simple.name == mesh.name and simple.face_uvs is None
     lo, hi = simple.vertices.min(axis=0), simple.vertices.max(axis=0)
     np.testing.assert_allclose(lo, mesh.vertices.min(axis=0), atol=0.05 * np.ptp(mesh.vertices))
     np.testing.assert_allclose(hi, mesh.vertices.max(axis=0), atol=0.05 * np.ptp(mesh.vertices))
 
 
 def test_decimate_below_target_is_identity(mesh_path):
-    mesh = load_mesh(mesh_path("sphere_642"))
+    mesh = load_mesh(mesh_path("sphere"))
+    assert mesh.num_faces < 5000
     assert decimate(mesh, 5000) is mesh
 
 
@@ -493,6 +522,6 @@ def test_decimate_rejects_bad_targets(target):
 
 def test_decimate_without_the_package_says_how_to_install(mesh_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "fast_simplification", None)
-    mesh = load_mesh(mesh_path("bunny"))
+    mesh = load_mesh(mesh_path("knot"))
     with pytest.raises(MeshError, match="pip install fast-simplification"):
         decimate(mesh, 1000)

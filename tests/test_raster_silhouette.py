@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from meshstyle.raster import rasterize_silhouettes
+from tests.testdata import shared_meshes
 
 trimesh = pytest.importorskip("trimesh")
 
@@ -74,7 +75,7 @@ def coverage(face_vertices: np.ndarray, height: int, width: int):
     return covered, nearest
 
 
-@pytest.mark.parametrize("name", ["teapot", "bunny"])
+@pytest.mark.parametrize("name", ["teapot", "knot", *shared_meshes("teapot", "bunny")])
 @pytest.mark.parametrize("size", [(128, 128), (96, 160)])
 def test_silhouette_equals_pixel_centre_coverage(mesh_path, name, size):
     height, width = size

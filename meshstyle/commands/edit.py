@@ -1,76 +1,173 @@
-"""``meshstyle stylize`` and ``deepdream``: run edit jobs and write their outputs.
+"""``meshstyle stylize`` and ``deepdream``: plan the jobs, run them, report.
 
-One job: load and normalise the mesh, run the edit loop, and write into a temporary folder
+One job: load and normalise the mesh, run the edit loop, and write into its partial folder
 the edited mesh (OBJ+MTL+PNG and GLB, in the input's own frame), a turntable GIF, a
-before/after sheet, the loss log and the resolved settings; then the completion marker, and
-rename the folder into place.
+before/after sheet, the loss log and the resolved settings. The folder contract (locks,
+markers, what may be replaced) is :mod:`meshstyle.jobfolder`'s; running many jobs is
+:mod:`meshstyle.batch`'s; the reports are :mod:`meshstyle.report`'s.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import shutil
-import time
+import dataclasses
+import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
 import numpy as np
 import torch
 
-from meshstyle.jobs import COMPLETE_MARKER, Job, commit_folder, partial_folder, write_marker
+from meshstyle.batch import JobOutcome, run_batch
+from meshstyle.jobs import Job
 from meshstyle.runtime import Device
 from meshstyle.settings import EditSettings
 
+MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+#: The command's own preset, under a user's preset file.
+DEFAULT_PRESETS = {"stylize": "fast", "deepdream": "deepdream"}
+#: A vertex of the edited mesh (normalised to [-1, 1] before editing) further out than this
+#: means the optimisation ran away; the mesh is no result.
+MAX_EDITED_EXTENT = 1e3
+#: The style image's shorter side after resizing, at the least: the deepest style layers
+#: see it through three 2x poolings.
+MIN_STYLE_SIDE = 16
 
-@dataclass(frozen=True)
-class JobOutcome:
-    """What happened to one job, for the summary table and report.json.
 
-    Attributes:
-        job: the job.
-        status: "done", "skipped" (already complete) or "failed".
-        seconds: wall time.
-        losses: first and final loss parts ({"first": {...}, "final": {...}}).
-        outputs: output file paths by kind.
-        error: one-line message when failed.
-        timing: seconds per part of the loop (render, network, other).
+def classify_inputs(
+    inputs: tuple[str, ...], styles: tuple[str, ...]
+) -> tuple[list[str], list[str]]:
+    """Split positional inputs into meshes and style images by their suffix."""
+    meshes, images = [], list(styles)
+    for item in inputs:
+        suffix = Path(item).suffix.lower()
+        if suffix in IMAGE_SUFFIXES:
+            images.append(item)
+        elif suffix in MESH_SUFFIXES or Path(item).is_dir() or not suffix:
+            meshes.append(item)
+        elif any(ch in item for ch in "*?["):
+            meshes.append(item)
+        else:
+            raise click.BadParameter(
+                f"{item}: neither a mesh ({', '.join(MESH_SUFFIXES)}) nor a style image "
+                f"({', '.join(IMAGE_SUFFIXES)})",
+                param_hint="INPUTS",
+            )
+    return meshes, images
+
+
+def check_layers(kind: str, settings: EditSettings) -> None:
+    """Refuse, before any job starts, a network without weights or an unknown layer or channel."""
+    from meshstyle.features import layer_channels, layer_names, weights_available
+
+    available, reason = weights_available(settings.network)
+    if not available:
+        raise ValueError(f"network {settings.network!r} cannot be used: {reason}")
+    valid = layer_names(settings.network)
+    wanted = settings.style_layers if kind == "stylize" else (settings.layer,)
+    for name in wanted:
+        if name not in valid:
+            raise ValueError(f"unknown layer {name!r}; choose one of {', '.join(valid)}")
+    if kind == "deepdream" and settings.channel >= 0:
+        channels = layer_channels(settings.network, settings.layer)
+        if settings.channel >= channels:
+            raise ValueError(
+                f"channel must be in [0, {channels - 1}] for layer {settings.layer}; "
+                f"got {settings.channel}"
+            )
+
+
+def run_edit(
+    kind: str,
+    meshes: list[str],
+    styles: list[str],
+    opts: dict,
+    overrides: dict,
+    *,
+    debug: bool,
+    setup_runtime: Callable[[str, int | None], Device],
+) -> int:
+    """Plan, run and report a stylize or deepdream batch; returns the exit code.
+
+    Args:
+        kind: "stylize" or "deepdream".
+        meshes, styles: what the user named (files, folders, globs).
+        opts: the command's options (output, preset, recursive, shard, overwrite, ...).
+        overrides: settings given as flags (None: take the preset's).
+        debug: print failed jobs' tracebacks.
+        setup_runtime: resolves ``--device``/``--threads``.
+
+    Raises:
+        click.UsageError: bad settings or inputs, before any job starts.
     """
+    from meshstyle.console import BatchConsole
+    from meshstyle.fsutil import check_writable
+    from meshstyle.jobs import expand_inputs, parse_shard, plan_jobs, shard
+    from meshstyle.report import write_reports
+    from meshstyle.settings import resolve_settings
 
-    job: Job
-    status: str
-    seconds: float = 0.0
-    losses: dict = field(default_factory=dict)
-    outputs: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
-    timing: dict[str, float] = field(default_factory=dict)
+    out: Path = opts["output"]
+    try:
+        settings = resolve_settings(
+            opts["preset"] or DEFAULT_PRESETS[kind], overrides, base=DEFAULT_PRESETS[kind]
+        )
+        mesh_paths = expand_inputs(meshes, MESH_SUFFIXES, recursive=opts["recursive"])
+        style_paths = (
+            expand_inputs(styles, IMAGE_SUFFIXES, recursive=opts["recursive"], what="image")
+            if kind == "stylize"
+            else None
+        )
+        check_layers(kind, settings)
+        jobs = plan_jobs(kind, mesh_paths, style_paths, layer=settings.layer)
+        shard_of = parse_shard(opts["shard"]) if opts["shard"] else None
+        if shard_of:
+            jobs = shard(jobs, *shard_of)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    device = setup_runtime(opts["device"], opts["threads"])
+    check_writable(out)
+    limits = {"max_faces": opts["max_faces"], "decimate": opts["decimate"]}
+    console = BatchConsole(
+        len(jobs), settings.iterations, quiet=opts["quiet"], verbose=opts["verbose"]
+    )
 
-    def to_json(self) -> dict:
-        return {
-            "name": self.job.name,
-            "kind": self.job.kind,
-            "mesh": str(self.job.mesh),
-            "style": None if self.job.style is None else str(self.job.style),
-            "status": self.status,
-            "seconds": round(self.seconds, 3),
-            "losses": self.losses,
-            "outputs": self.outputs,
-            "error": self.error,
-            "timing": {k: round(v, 3) for k, v in self.timing.items()},
-        }
+    def report(outcomes: list[JobOutcome]) -> None:
+        write_reports(out, outcomes, settings.to_toml(), shard_of)
+
+    with console:
+        outcomes = run_batch(
+            jobs,
+            out,
+            write=lambda job, folder: write_edit_job(
+                job, settings, folder, device, progress=console.step, **limits
+            ),
+            made_from=lambda job: made_from(job, settings, decimate=opts["decimate"]),
+            overwrite=opts["overwrite"],
+            debug=debug,
+            on_job_start=console.job_started,
+            on_job_end=console.job_ended,
+            on_job_wait=console.job_waiting,
+            on_interrupt=report,
+        )
+    report(outcomes)
+    console.summary(outcomes, out)
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
-def loss_csv(history: list[dict[str, float]]) -> str:
-    """The loss log as CSV: one row per step, floats to 6 significant digits."""
-    if not history:
-        return "step\n"
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(history[0].keys()), lineterminator="\n")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
-    return buffer.getvalue()
+def made_from(job: Job, settings: EditSettings, *, decimate: int | None = None) -> dict:
+    """What makes an edit job's result: its kind, its inputs' content and its settings."""
+    from meshstyle.jobfolder import file_record
+
+    inputs = {"mesh": file_record(job.mesh)}
+    if job.style is not None:
+        inputs["style"] = file_record(job.style)
+    if Path(settings.network).is_file():
+        inputs["network"] = file_record(Path(settings.network))
+    values = {
+        k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(settings).items()
+    }
+    return {"kind": job.kind, "inputs": inputs, "settings": {**values, "decimate": decimate}}
 
 
 def build_objective(job: Job, settings: EditSettings, faces: torch.Tensor, device: Device):
@@ -82,12 +179,29 @@ def build_objective(job: Job, settings: EditSettings, faces: torch.Tensor, devic
         from meshstyle.images import load_image
 
         style = load_image(job.style, size=settings.style_image_size).to(device.torch_device)
+        check_style_shape(job.style, style)
         network = load_feature_network(
             settings.network, settings.style_layers, device=device.torch_device
         )
         return StyleObjective(network, style, settings)
     network = load_feature_network(settings.network, [settings.layer], device=device.torch_device)
     return DreamObjective(network, faces, settings)
+
+
+def check_style_shape(path: Path, style: torch.Tensor) -> None:
+    """Refuse a style image too narrow for the feature network's pooling.
+
+    Raises:
+        ImageError: its shorter side, once resized, is below ``MIN_STYLE_SIDE``.
+    """
+    from meshstyle.images import ImageError
+
+    height, width = style.shape[-2:]
+    if min(height, width) < MIN_STYLE_SIDE:
+        raise ImageError(
+            f"style image {path} is too narrow: resized to {width}x{height}, its shorter side "
+            f"must be at least {MIN_STYLE_SIDE} pixels (crop it to an aspect ratio nearer 1:1)"
+        )
 
 
 def run_job(
@@ -100,73 +214,72 @@ def run_job(
     decimate: int | None = None,
     progress: Callable | None = None,
 ) -> JobOutcome:
-    """Run one job and write its folder; errors propagate to the caller.
+    """Run one job into ``out`` (replacing an earlier result of it) and return its outcome.
 
-    The job writes into a hidden ``.partial`` folder inside OUT from its start (its settings
-    first), which is renamed into place after the completion marker; whatever an earlier,
-    interrupted run of the same job left there is removed first.
+    For scripts and benchmarks; the commands run :func:`meshstyle.batch.run_batch`.
+    """
+    from meshstyle.fsutil import check_writable
+
+    check_writable(out)
+    return run_batch(
+        [job],
+        out,
+        write=lambda j, folder: write_edit_job(
+            j, settings, folder, device, max_faces=max_faces, decimate=decimate, progress=progress
+        ),
+        made_from=lambda j: made_from(j, settings, decimate=decimate),
+        overwrite=True,
+    )[0]
+
+
+def write_edit_job(
+    job: Job,
+    settings: EditSettings,
+    folder: Path,
+    device: Device,
+    *,
+    max_faces: int | None = None,
+    decimate: int | None = None,
+    progress: Callable | None = None,
+) -> dict:
+    """Edit the job's mesh and write every output (but the marker) into ``folder``.
 
     Args:
         job: what to edit.
         settings: resolved settings.
-        out: the run's output folder.
+        folder: the job's partial folder.
         device: where to compute.
         max_faces: refuse meshes with more faces (unless ``decimate`` brings them under).
         decimate: simplify meshes above this face count first.
         progress: called with each :class:`meshstyle.edit.StepReport`.
-    """
-    start = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = partial_folder(out, job.name)
-    try:
-        outputs, losses, timing = _write_job(
-            job, settings, tmp, device, max_faces, decimate, progress
-        )
-        seconds = time.perf_counter() - start
-        write_marker(
-            tmp,
-            {
-                "job": job.name,
-                "seconds": round(seconds, 3),
-                "losses": losses,
-                "outputs": outputs,
-                "timing": {k: round(v, 3) for k, v in timing.items()},
-            },
-        )
-        commit_folder(tmp, job.folder(out), overwrite=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    folder = job.folder(out)
-    return JobOutcome(
-        job,
-        "done",
-        seconds=time.perf_counter() - start,
-        losses=losses,
-        outputs={k: str(folder / v) for k, v in outputs.items()},
-        timing=timing,
-    )
-
-
-def _write_job(job, settings, folder: Path, device, max_faces, decimate, progress):
-    """Edit the job's mesh and write every output but the marker into ``folder``.
 
     Returns:
-        (output file names by kind, first/final losses, timing of the loop).
+        The marker's summary: ``outputs`` (file names by kind), ``losses`` (first and final
+        parts), ``timing`` and ``seconds``.
+
+    Raises:
+        MeshError, ImageError: the inputs cannot be used.
+        ValueError: the optimisation diverged (no output is a result then).
     """
+    import time
+
     from meshstyle import export
-    from meshstyle.commands.render import initial_colours
     from meshstyle.edit import edit_mesh
     from meshstyle.fsutil import atomic_write_text
     from meshstyle.images import contact_sheet, save_gif, save_png
+    from meshstyle.losslog import loss_csv
     from meshstyle.mesh import decimate as decimate_mesh
     from meshstyle.mesh import load_mesh, normalise
     from meshstyle.preview import render_frames, sheet_frames, turntable_angles
+    from meshstyle.settings import job_table
+    from meshstyle.textures import initial_colours
 
-    header = f'# meshstyle {job.kind}\nmesh = "{job.mesh}"\n'
-    if job.style is not None:
-        header += f'style = "{job.style}"\n'
-    atomic_write_text(folder / "settings.toml", header + settings.to_toml())
+    start = time.perf_counter()
+    # The inputs go in a [job] table after the settings, so the file is a preset as it is.
+    atomic_write_text(
+        folder / "settings.toml",
+        f"# meshstyle {job.kind}\n" + settings.to_toml() + job_table(job.mesh, job.style),
+    )
     outputs = {"settings": "settings.toml"}
 
     mesh = load_mesh(job.mesh, max_faces=None if decimate else max_faces)
@@ -196,6 +309,7 @@ def _write_job(job, settings, folder: Path, device, max_faces, decimate, progres
         face_uvs=normalised.face_uvs,
         image=normalised.texture,
     )
+    check_converged(result, settings)
     after = sheet_frames(result.vertices, faces, result.colours, **sheet)
     elevations, azimuths = turntable_angles(settings.turntable_frames, 30.0)
     turntable = render_frames(
@@ -211,6 +325,8 @@ def _write_job(job, settings, folder: Path, device, max_faces, decimate, progres
 
     stem = job.name.split("__")[0]
     edited = transform.invert(result.vertices.cpu().numpy().astype(np.float64))
+    if not np.all(np.isfinite(edited.astype(np.float32))):
+        raise ValueError("the edited mesh has coordinates beyond float32 in the input's frame")
     cubes = result.colours.cpu().numpy()
     outputs.update(
         export.write_mesh_files(folder, stem, edited, normalised.faces, cubes, baked=result.texture)
@@ -223,18 +339,50 @@ def _write_job(job, settings, folder: Path, device, max_faces, decimate, progres
     outputs["losses"] = "loss.csv"
     first = result.history[0] if result.history else {}
     final = result.history[-1] if result.history else {}
-    losses = {"first": first, "final": final, "skipped_steps": result.skipped_steps}
-    return outputs, losses, result.timing
+    return {
+        "job": job.name,
+        "seconds": round(time.perf_counter() - start, 3),
+        "losses": {"first": first, "final": final, "skipped_steps": result.skipped_steps},
+        "outputs": outputs,
+        "timing": {k: round(v, 3) for k, v in result.timing.items()},
+    }
+
+
+def check_converged(result, settings: EditSettings) -> None:
+    """Refuse a diverged optimisation: its mesh and colours are no result.
+
+    The edit loop drops single steps whose loss is not finite; a final loss that is not
+    finite, or vertices or colours that are not finite or ran far away, mean it diverged.
+
+    Raises:
+        ValueError: with the step where the loss stopped being finite and the learning rate.
+    """
+    final = result.history[-1] if result.history else {}
+    bad_loss = [k for k, v in final.items() if isinstance(v, float) and not math.isfinite(v)]
+    vertices, colours = result.vertices, result.colours
+    finite = bool(torch.isfinite(vertices).all()) and bool(torch.isfinite(colours).all())
+    extent = float(vertices.abs().max()) if finite and vertices.numel() else 0.0
+    if not bad_loss and finite and extent <= MAX_EDITED_EXTENT:
+        return
+    first_bad = next(
+        (
+            row.get("step")
+            for row in result.history
+            if not all(math.isfinite(v) for v in row.values() if isinstance(v, float))
+        ),
+        None,
+    )
+    where = f" from step {first_bad} on" if first_bad is not None else ""
+    what = f"the loss is not finite{where}" if bad_loss else "the vertices ran away"
+    raise ValueError(
+        f"the optimisation diverged: {what}; lower the learning rate (lr = {settings.lr:g})"
+    )
 
 
 def skipped_outcome(job: Job, out: Path) -> JobOutcome:
-    """The outcome of a job found complete from an earlier run."""
-    import json
+    """The outcome of a job found complete from an earlier run (as its marker records it)."""
+    from meshstyle.jobfolder import read_marker
 
-    marker = job.folder(out) / COMPLETE_MARKER
-    try:
-        summary = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        summary = {}
+    summary = read_marker(job.folder(out)) or {}
     outputs = {k: str(job.folder(out) / v) for k, v in summary.get("outputs", {}).items()}
     return JobOutcome(job, "skipped", losses=summary.get("losses", {}), outputs=outputs)

@@ -4,8 +4,9 @@ This is the renderer's proof that its approximate gradient carries shape (the pa
 single-image reconstruction, without the network): the template sees nothing of the target
 but its silhouettes from a ring of views. The fit is scored on views it never used.
 
-The job writes into a hidden temporary folder inside OUT and renames it into place as
-``OUT/<mesh>__fit/`` once complete, with the completion marker written last:
+The job holds its lock, writes into a hidden temporary folder inside OUT and renames it into
+place as ``OUT/<mesh>__fit/`` once complete, with the completion marker (which records the
+inputs' hashes and the settings) written last; see :mod:`meshstyle.jobfolder`:
 
 - ``<mesh>_fit.obj`` / ``.mtl`` / ``.png`` and ``<mesh>_fit.glb``: the fitted template in the
   target's own coordinates;
@@ -17,7 +18,6 @@ The job writes into a hidden temporary folder inside OUT and renames it into pla
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +28,7 @@ import torch
 
 from meshstyle.camera import DEFAULT_DISTANCE, Cameras
 from meshstyle.fit import FitSettings
+from meshstyle.mesh import Mesh, Normalisation
 from meshstyle.runtime import Device
 
 #: Views the fit is scored on, none of them a training view: (elevations, azimuths).
@@ -133,18 +134,83 @@ def fit_to_folder(
         MeshError: the target or template cannot be used.
         FileExistsError: a complete result exists and ``overwrite`` is off.
     """
-    from meshstyle.commands.batch import check_writable
-    from meshstyle.fit import fit_silhouettes, iou
-    from meshstyle.jobs import COMPLETE_MARKER, commit_folder, partial_folder, write_marker
-    from meshstyle.mesh import load_mesh, normalise, sanitise_name
-    from meshstyle.renderer import RenderSettings, render
+    from meshstyle.fsutil import check_writable
+    from meshstyle.jobfolder import check_replaceable, file_record, job_lock, write_job_folder
+    from meshstyle.mesh import sanitise_name
 
     start = time.perf_counter()
     stem = sanitise_name(target.stem)
     final = out / f"{stem}__fit"
-    if (final / COMPLETE_MARKER).is_file() and not overwrite:
-        raise FileExistsError(f"{final}: output exists (use --overwrite)")
+    made_from = {
+        "kind": "fit",
+        "inputs": {
+            "target": file_record(target),
+            **({} if template is None else {"template": file_record(template)}),
+        },
+        "settings": {**dataclasses.asdict(settings), "radius": radius, "views": views},
+    }
     check_writable(out)
+    with job_lock(out, final.name, wait=False):
+        existing = check_replaceable(final, made_from, overwrite=overwrite)
+        if existing.state == "same" and not overwrite:
+            raise FileExistsError(f"{final}: output exists (use --overwrite)")
+        fitted = _fit(target, template, radius, views, settings, device, progress)
+        write_job_folder(
+            out,
+            final.name,
+            made_from,
+            lambda tmp: (
+                _write_outputs(tmp, stem, fitted, start, device)
+                | {
+                    "target": str(target),
+                    "template": "icosphere-642" if template is None else str(template),
+                    "views": views,
+                    "settings": {**dataclasses.asdict(settings), "radius": radius},
+                }
+            ),
+            overwrite=overwrite,
+        )
+    return FitOutcome(
+        folder=final,
+        iou_before=fitted.iou_before,
+        iou_after=fitted.iou_after,
+        seconds=time.perf_counter() - start,
+    )
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    """A fit's results in memory, before they are written.
+
+    Attributes:
+        mesh: the target, normalised.
+        transform: from the target's own frame to the normalised one.
+        t_vertices: (V, 3) float32 target vertices, normalised frame.
+        t_faces: (F, 3) int64 target faces.
+        vertices: (V', 3) float32 fitted template vertices, normalised frame.
+        faces: (F', 3) int64 template faces.
+        losses: the loss of every step.
+        iou_before: mean held-out silhouette IoU of the template.
+        iou_after: the same for the fitted mesh.
+    """
+
+    mesh: Mesh
+    transform: Normalisation
+    t_vertices: torch.Tensor
+    t_faces: torch.Tensor
+    vertices: torch.Tensor
+    faces: torch.Tensor
+    losses: list[float]
+    iou_before: float
+    iou_after: float
+
+
+def _fit(target, template, radius, views, settings, device, progress) -> _Fitted:
+    """Load the target, fit the template to its silhouettes and score it on held-out views."""
+    from meshstyle.fit import fit_silhouettes, iou
+    from meshstyle.mesh import load_mesh, normalise
+    from meshstyle.renderer import RenderSettings, render
+
     mesh, transform = normalise(load_mesh(target))
     dev = device.torch_device
     t_vertices = torch.as_tensor(mesh.vertices, dtype=torch.float32, device=dev)
@@ -173,67 +239,63 @@ def fit_to_folder(
     fitted = fit_silhouettes(
         s_vertices, s_faces, targets, train, settings, progress=record, backend=device.backend
     )
+    if not bool(torch.isfinite(fitted).all()):
+        raise ValueError(
+            f"the fit diverged: vertices are not finite; lower the learning rate "
+            f"(lr = {settings.lr:g})"
+        )
     with torch.no_grad():
         after = iou(render(fitted, s_faces, None, scoring, settings=raster).silhouettes, reference)
-    iou_before, iou_after = float(before.mean()), float(after.mean())
-
-    tmp = partial_folder(out, final.name)
-    try:
-        outputs = _write_outputs(
-            tmp, stem, mesh, t_vertices, t_faces, fitted, s_faces, transform, losses, device
-        )
-        summary = {
-            "target": str(target),
-            "template": "icosphere-642" if template is None else str(template),
-            "views": views,
-            "settings": {**dataclasses.asdict(settings), "radius": radius},
-            "held_out_iou_before": round(iou_before, 4),
-            "held_out_iou_after": round(iou_after, 4),
-            "seconds": round(time.perf_counter() - start, 3),
-            "outputs": outputs,
-        }
-        write_marker(tmp, summary)
-        commit_folder(tmp, final, overwrite=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return FitOutcome(
-        folder=final,
-        iou_before=iou_before,
-        iou_after=iou_after,
-        seconds=time.perf_counter() - start,
+    return _Fitted(
+        mesh,
+        transform,
+        t_vertices,
+        t_faces,
+        fitted,
+        s_faces,
+        losses,
+        float(before.mean()),
+        float(after.mean()),
     )
 
 
-def _write_outputs(
-    folder, stem, mesh, t_vertices, t_faces, fitted, s_faces, transform, losses, device
-):
-    """The fitted mesh (OBJ+MTL+PNG, GLB), turntable, comparison sheet and loss log."""
+def _write_outputs(folder: Path, stem: str, fit: _Fitted, start: float, device: Device) -> dict:
+    """The fitted mesh (OBJ+MTL+PNG, GLB), turntable, comparison sheet and loss log.
+
+    Returns:
+        The marker's summary: held-out IoUs, seconds and output file names by kind.
+    """
     from meshstyle import export
-    from meshstyle.commands.edit import loss_csv
-    from meshstyle.commands.render import initial_colours
     from meshstyle.fsutil import atomic_write_text
     from meshstyle.images import contact_sheet, save_gif, save_png
+    from meshstyle.losslog import loss_csv
     from meshstyle.preview import CLAY, render_frames, sheet_frames, turntable_angles
-    from meshstyle.textures import uniform_cubes
+    from meshstyle.textures import initial_colours, uniform_cubes
 
+    backend = device.backend
+    fitted, s_faces = fit.vertices, fit.faces
     colours = torch.as_tensor(uniform_cubes(len(s_faces), 1, CLAY), device=fitted.device)
-    target_colours = initial_colours(mesh, 1).to(fitted.device)
+    target_colours = initial_colours(fit.mesh, 1).to(fitted.device)
     rows = [
-        sheet_frames(t_vertices, t_faces, target_colours, backend=device.backend),
-        sheet_frames(fitted, s_faces, colours, backend=device.backend),
+        sheet_frames(fit.t_vertices, fit.t_faces, target_colours, backend=backend),
+        sheet_frames(fitted, s_faces, colours, backend=backend),
     ]
     save_png(folder / "target_fit.png", contact_sheet(rows, ["target", "fit"]))
     elevations, azimuths = turntable_angles(36, 30.0)
     turntable = render_frames(
-        fitted, s_faces, colours, elevations=elevations, azimuths=azimuths, backend=device.backend
+        fitted, s_faces, colours, elevations=elevations, azimuths=azimuths, backend=backend
     )
     save_gif(folder / "turntable.gif", turntable)
 
-    vertices = transform.invert(fitted.cpu().numpy().astype(np.float64))
+    vertices = fit.transform.invert(fitted.cpu().numpy().astype(np.float64))
     cubes = colours.cpu().numpy()
     outputs = export.write_mesh_files(folder, f"{stem}_fit", vertices, s_faces.cpu().numpy(), cubes)
-    history = [{"step": i + 1, "loss": value} for i, value in enumerate(losses)]
+    history = [{"step": i + 1, "loss": value} for i, value in enumerate(fit.losses)]
     atomic_write_text(folder / "loss.csv", loss_csv(history))
     outputs.update({"turntable": "turntable.gif", "sheet": "target_fit.png", "losses": "loss.csv"})
-    return outputs
+    return {
+        "held_out_iou_before": round(fit.iou_before, 4),
+        "held_out_iou_after": round(fit.iou_after, 4),
+        "seconds": round(time.perf_counter() - start, 3),
+        "outputs": outputs,
+    }

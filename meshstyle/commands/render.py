@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from meshstyle.runtime import Device
-
-
-def initial_colours(mesh, texture_size: int) -> torch.Tensor:
-    """Per-face texture cubes for a mesh: from its UV texture when it has one, else clay.
-
-    Args:
-        mesh: a loaded :class:`meshstyle.mesh.Mesh`.
-        texture_size: cube size T.
-
-    Returns:
-        (F, T, T, T, 3) float32 colours in [0, 1].
-    """
-    from meshstyle.preview import CLAY
-    from meshstyle.textures import cubes_from_uv_texture, uniform_cubes
-
-    if mesh.face_uvs is not None and mesh.texture is not None:
-        cubes = cubes_from_uv_texture(mesh.face_uvs, mesh.texture, texture_size)
-    else:
-        cubes = uniform_cubes(len(mesh.faces), texture_size, CLAY)
-    return torch.as_tensor(cubes, dtype=torch.float32)
 
 
 def render_mesh_to_file(
@@ -52,7 +33,11 @@ def render_mesh_to_file(
     from meshstyle.images import save_gif, save_png
     from meshstyle.mesh import load_mesh, normalise
     from meshstyle.preview import render_frames, turntable_angles
+    from meshstyle.textures import initial_colours
 
+    for name, value in (("elevation", elevation), ("azimuth", azimuth), ("distance", distance)):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number; got {value}")
     mesh, _ = normalise(load_mesh(mesh_path))
     vertices = torch.as_tensor(mesh.vertices, dtype=torch.float32, device=device.torch_device)
     faces = torch.as_tensor(mesh.faces, dtype=torch.int64, device=device.torch_device)

@@ -1,4 +1,4 @@
-"""CPU kernels: numba ``@njit(parallel=True, cache=True)`` loops around :mod:`.geometry`.
+"""CPU kernels: numba ``@njit(parallel=True, cache=True)`` loops around the shared math.
 
 Each kernel is a pure function of NumPy arrays writing into preallocated outputs. The two
 drivers :func:`forward` and :func:`backward` chain them and own the scratch arrays; the
@@ -15,14 +15,15 @@ active-run links along every row and column (parallel over lines) -> per-face gr
 (parallel over faces; each face writes only its own slots, so there are no races and no
 atomics).
 
-Compilation. Geometry functions are inlined into the kernels (numba-IR inlining: a measured
-5x on the forward pass over LLVM's own choices), array indices that cannot be negative are
-unsigned (no wraparound select, so scans vectorise) and division follows NumPy's error
-model (no zero-division branch; every division here is guarded or cannot see zero). Only
-:func:`geometry.long_expansion_run`, a sum, gets fast-math (reassociation lets it vectorise);
-coverage and depth decisions never do. Kernels compile once and are cached on disk. Numba
-keys that cache on this file alone, not on the geometry compiled into the kernels, so a
-change to ``geometry.py`` is detected here and the stale entries are dropped.
+Compilation. The shared math (:mod:`.device`) is inlined into the kernels (numba-IR
+inlining: a measured 5x on the forward pass over LLVM's own choices), array indices that
+cannot be negative are unsigned (no wraparound select, so scans vectorise) and division
+follows NumPy's error model (no zero-division branch; every division here is guarded or
+cannot see zero). Only
+:func:`~.edge_gradient.long_expansion_run`, a sum, gets fast-math (reassociation lets it
+vectorise); coverage and depth decisions never do. Kernels compile once and are cached on
+disk. Numba keys that cache on this file alone, not on the shared math compiled into the
+kernels, so a change to those modules is detected here and the stale entries are dropped.
 
 Threads. numba's default threading layer is kept: with OpenMP it shares torch's OpenMP
 runtime and threads, so the two do not compete for cores (measured: the portable
@@ -32,7 +33,6 @@ torch's spinning pool on 2 cores). The drivers hold a lock because they share sc
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from pathlib import Path
 
@@ -40,7 +40,26 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from . import geometry
+from . import device
+from .backward_plan import gradient_terms, placeholders
+from .layout import (
+    BBOX_COL_MAX,
+    BBOX_COL_MIN,
+    BBOX_ROW_MAX,
+    BBOX_ROW_MIN,
+    FACE_AREA,
+    FACE_INV_Z0,
+    FACE_INV_Z1,
+    FACE_INV_Z2,
+    FACE_U0,
+    FACE_U1,
+    FACE_U2,
+    FACE_V0,
+    FACE_V1,
+    FACE_V2,
+    LINK_SLOTS,
+    SCAN_CHANNELS,
+)
 
 TILE = 16  # pixels per tile side in the forward binning
 BLOCK = 16  # pixels per tile side when transposing scan channels (cache-friendly)
@@ -59,7 +78,7 @@ def _unsigned(index):
 # Per-face functions, called once per face or edge, compile as ordinary functions: inlining
 # them too would triple the compile time for no measurable speed.
 _per_face = njit(error_model="numpy")
-_device = geometry.compile_functions(
+_device = device.compile_functions(
     njit(inline="always", error_model="numpy"),
     decorators={
         "long_expansion_run": njit(error_model="numpy", fastmath=FAST_SUM),
@@ -67,6 +86,7 @@ _device = geometry.compile_functions(
         "edge_axis_gradient": _per_face,
         "kato_face_gradient": _per_face,
         "interior_face_gradient": _per_face,
+        "face_gradient": _per_face,
         "link_line": _per_face,
     },
     replacements={"unsigned": _unsigned},
@@ -79,12 +99,7 @@ pack_pixel = _device.pack_pixel
 pack_alpha_channels = _device.pack_alpha_channels
 is_colour_channel = _device.is_colour_channel
 link_line = _device.link_line
-kato_face_gradient = _device.kato_face_gradient
-interior_face_gradient = _device.interior_face_gradient
-finite_or_zero = _device.finite_or_zero
-
-
-SCAN_CHANNELS = geometry.SCAN_CHANNELS
+face_gradient = _device.face_gradient
 
 
 def _chunks(n_items: int) -> int:
@@ -148,10 +163,10 @@ def count_bins(face_bbox, tile, tiles_x, counts):
         for t in range(counts.shape[1]):
             counts[b, t] = 0
         for f in range(n_faces):
-            r0 = face_bbox[b, f, 0]
-            r1 = face_bbox[b, f, 1]
-            c0 = face_bbox[b, f, 2]
-            c1 = face_bbox[b, f, 3]
+            r0 = face_bbox[b, f, BBOX_ROW_MIN]
+            r1 = face_bbox[b, f, BBOX_ROW_MAX]
+            c0 = face_bbox[b, f, BBOX_COL_MIN]
+            c1 = face_bbox[b, f, BBOX_COL_MAX]
             if r0 > r1 or c0 > c1:
                 continue
             for ty in range(r0 // tile, r1 // tile + 1):
@@ -172,10 +187,10 @@ def fill_bins(face_bbox, tile, tiles_x, cursor, bin_faces):
     n_batch, n_faces = face_bbox.shape[0], face_bbox.shape[1]
     for b in range(n_batch):
         for f in range(n_faces):
-            r0 = face_bbox[b, f, 0]
-            r1 = face_bbox[b, f, 1]
-            c0 = face_bbox[b, f, 2]
-            c1 = face_bbox[b, f, 3]
+            r0 = face_bbox[b, f, BBOX_ROW_MIN]
+            r1 = face_bbox[b, f, BBOX_ROW_MAX]
+            c0 = face_bbox[b, f, BBOX_COL_MIN]
+            c1 = face_bbox[b, f, BBOX_COL_MAX]
             if r0 > r1 or c0 > c1:
                 continue
             for ty in range(r0 // tile, r1 // tile + 1):
@@ -246,22 +261,24 @@ def raster_tiles(
                     zbuffer[b, r, unsigned(col)] = np.inf
             for k in range(bin_start[b, t], bin_start[b, t + 1]):
                 f = bin_faces[k]
-                u0 = face_info[b, f, 0]
-                v0 = face_info[b, f, 1]
-                u1 = face_info[b, f, 2]
-                v1 = face_info[b, f, 3]
-                u2 = face_info[b, f, 4]
-                v2 = face_info[b, f, 5]
-                iz0 = face_info[b, f, 6]
-                iz1 = face_info[b, f, 7]
-                iz2 = face_info[b, f, 8]
-                area = face_info[b, f, 9]
-                for row in range(max(face_bbox[b, f, 0], row0), min(face_bbox[b, f, 1], row1) + 1):
+                u0 = face_info[b, f, FACE_U0]
+                v0 = face_info[b, f, FACE_V0]
+                u1 = face_info[b, f, FACE_U1]
+                v1 = face_info[b, f, FACE_V1]
+                u2 = face_info[b, f, FACE_U2]
+                v2 = face_info[b, f, FACE_V2]
+                iz0 = face_info[b, f, FACE_INV_Z0]
+                iz1 = face_info[b, f, FACE_INV_Z1]
+                iz2 = face_info[b, f, FACE_INV_Z2]
+                area = face_info[b, f, FACE_AREA]
+                row_min = max(face_bbox[b, f, BBOX_ROW_MIN], row0)
+                row_max = min(face_bbox[b, f, BBOX_ROW_MAX], row1)
+                col_min = max(face_bbox[b, f, BBOX_COL_MIN], col0)
+                col_max = min(face_bbox[b, f, BBOX_COL_MAX], col1)
+                for row in range(row_min, row_max + 1):
                     pv = float(row)
                     r = unsigned(row)
-                    for col in range(
-                        max(face_bbox[b, f, 2], col0), min(face_bbox[b, f, 3], col1) + 1
-                    ):
+                    for col in range(col_min, col_max + 1):
                         hit, w0, w1, w2, z = fragment(
                             u0, v0, u1, v1, u2, v2, area, iz0, iz1, iz2, float(col), pv, near, far
                         )
@@ -371,7 +388,7 @@ def pack_scans(
     scan_y,
     faces_y,
 ):
-    """Scan channels of every pixel in row and column layouts (see geometry.pack_pixel).
+    """Scan channels of every pixel in row and column layouts (see scanlines.pack_pixel).
 
     Without ``use_rgb_grad`` the colour channels are not written: ``scan_x`` and ``scan_y``
     must then hold zeros there (arrays used only for calls without colour gradients).
@@ -435,7 +452,7 @@ def pack_scans(
 
 @njit(parallel=True, cache=True, error_model="numpy")
 def link_scans(scan_x, scan_y, use_rgb_grad, links_x, links_y):
-    """Active-run links along every row and every column (see geometry.link_line).
+    """Active-run links along every row and every column (see scanlines.link_line).
 
     Args:
         scan_x: (B, H, SCAN_CHANNELS, W); scan_y: (B, W, SCAN_CHANNELS, H) float32.
@@ -499,7 +516,7 @@ def face_gradients(
     visible,
     n_chunks,
 ):
-    """Gradients of every face: Kato's x/y term plus exact depth and texture terms.
+    """Gradients of every face (see face_gradient.face_gradient), in interleaved chunks.
 
     Args:
         face_info: (B, F, FACE_INFO_SIZE) float64; face_bbox: (B, F, 4) int32.
@@ -515,62 +532,33 @@ def face_gradients(
         n_chunks: number of interleaved work chunks.
     """
     n_batch, n_faces = face_info.shape[0], face_info.shape[1]
-    height, width = face_index.shape[1], face_index.shape[2]
-    texture_size = grad_textures.shape[2]
     n_items = n_batch * n_faces
     for chunk in prange(n_chunks):
         for item in range(chunk, n_items, n_chunks):
-            b = item // n_faces
-            f = item % n_faces
-            for i in range(3):
-                for j in range(3):
-                    grad_face_vertices[b, f, i, j] = 0.0
-            if use_texture_grad:
-                for i in range(texture_size):
-                    for j in range(texture_size):
-                        for k in range(texture_size):
-                            for c in range(3):
-                                grad_textures[b, f, i, j, k, c] = 0.0
-            if not visible[b, f]:
-                continue
-            if use_vertex_grad and use_kato:
-                kato_face_gradient(
-                    b,
-                    f,
-                    face_info,
-                    height,
-                    width,
-                    scan_x,
-                    face_index,
-                    links_x,
-                    scan_y,
-                    faces_y,
-                    links_y,
-                    use_rgb_grad,
-                    occlusion_aware,
-                    eps,
-                    grad_face_vertices,
-                )
-            if use_texture_grad or (use_vertex_grad and use_depth_grad):
-                interior_face_gradient(
-                    b,
-                    f,
-                    face_info,
-                    face_bbox,
-                    height,
-                    width,
-                    face_index,
-                    grad_rgb,
-                    grad_depth,
-                    use_texture_grad,
-                    use_vertex_grad and use_depth_grad,
-                    texture_size,
-                    grad_face_vertices,
-                    grad_textures,
-                )
-            for i in range(3):
-                for j in range(3):
-                    grad_face_vertices[b, f, i, j] = finite_or_zero(grad_face_vertices[b, f, i, j])
+            face_gradient(
+                item // n_faces,
+                item % n_faces,
+                face_info,
+                face_bbox,
+                face_index,
+                scan_x,
+                links_x,
+                scan_y,
+                faces_y,
+                links_y,
+                grad_rgb,
+                grad_depth,
+                use_vertex_grad,
+                use_texture_grad,
+                use_depth_grad,
+                use_kato,
+                use_rgb_grad,
+                occlusion_aware,
+                eps,
+                grad_face_vertices,
+                grad_textures,
+                visible,
+            )
 
 
 def backward(
@@ -603,19 +591,17 @@ def backward(
         grad_textures: (B, F, T, T, T, 3) float32, written when ``use_texture_grad``.
     """
     n_batch, height, width = face_index.shape
-    use_rgb_grad = grad_rgb is not None and rgb is not None
-    use_alpha_grad = grad_alpha is not None
-    use_depth_grad = grad_depth is not None
-    use_kato = use_vertex_grad and (use_rgb_grad or use_alpha_grad)
-    empty_image = np.zeros((1, 1, 1, 1), dtype=np.float32)
-    empty_map = np.zeros((1, 1, 1), dtype=np.float32)
-    rgb_arg = rgb if use_rgb_grad else empty_image
-    grad_rgb_arg = grad_rgb if use_rgb_grad else empty_image
-    grad_alpha_arg = grad_alpha if use_alpha_grad else empty_map
-    grad_depth_arg = grad_depth if use_depth_grad else empty_map
-    channels = geometry.SCAN_CHANNELS
+    terms = gradient_terms(rgb, grad_rgb, grad_alpha, grad_depth, use_vertex_grad)
+    use_rgb_grad = terms.use_rgb_grad
+    use_alpha_grad = terms.use_alpha_grad
+    empty = placeholders(np.zeros)
+    rgb_arg = rgb if use_rgb_grad else empty["image"]
+    grad_rgb_arg = grad_rgb if use_rgb_grad else empty["image"]
+    grad_alpha_arg = grad_alpha if use_alpha_grad else empty["map"]
+    grad_depth_arg = grad_depth if terms.use_depth_grad else empty["map"]
+    channels = SCAN_CHANNELS
     with _LOCK:
-        if use_kato:
+        if terms.use_kato:
             # Silhouette-only calls keep their own zero-allocated scan arrays, whose colour
             # channels stay zero, so packing skips two thirds of the channels.
             kind = "rgb" if use_rgb_grad else "alpha"
@@ -626,8 +612,8 @@ def backward(
                 f"scan_y_{kind}", (n_batch, width, channels, height), np.float32, zeroed=True
             )
             faces_y = _SCRATCH.get("faces_y", (n_batch, width, height), np.int32)
-            links_x = _SCRATCH.get("links_x", (n_batch, height, width, 4), np.int32)
-            links_y = _SCRATCH.get("links_y", (n_batch, width, height, 4), np.int32)
+            links_x = _SCRATCH.get("links_x", (n_batch, height, width, LINK_SLOTS), np.int32)
+            links_y = _SCRATCH.get("links_y", (n_batch, width, height, LINK_SLOTS), np.int32)
             pack_scans(
                 rgb_arg,
                 alpha,
@@ -643,9 +629,9 @@ def backward(
             )
             link_scans(scan_x, scan_y, use_rgb_grad, links_x, links_y)
         else:
-            scan_x = scan_y = np.zeros((1, 1, channels, 1), dtype=np.float32)
-            faces_y = np.zeros((1, 1, 1), dtype=np.int32)
-            links_x = links_y = np.zeros((1, 1, 1, 4), dtype=np.int32)
+            scan_x = scan_y = empty["scan"]
+            faces_y = empty["scan_faces"]
+            links_x = links_y = empty["links"]
         visible = _SCRATCH.get("visible", face_info.shape[:2], np.uint8)
         mark_visible(face_index, visible)
         face_gradients(
@@ -661,8 +647,8 @@ def backward(
             grad_depth_arg,
             use_vertex_grad,
             use_texture_grad,
-            use_depth_grad,
-            use_kato,
+            terms.use_depth_grad,
+            terms.use_kato,
             use_rgb_grad,
             occlusion_aware,
             float(eps),
@@ -688,16 +674,16 @@ _KERNELS = (
 
 
 def _drop_stale_cache() -> None:
-    """Forget cached kernels compiled from another version of ``geometry.py``."""
+    """Forget cached kernels compiled from another version of the shared math."""
     try:
-        digest = hashlib.sha256(Path(geometry.__file__).read_bytes()).hexdigest()[:16]
+        digest = device.source_digest()[:16]
         cache_dir = Path(setup_faces._cache._cache_path)
-        marker = cache_dir / f"cpu.geometry-{digest}.stamp"
+        marker = cache_dir / f"cpu.math-{digest}.stamp"
         if marker.exists():
             return
         for kernel in _KERNELS:
             kernel._cache.flush()
-        for old in cache_dir.glob("cpu.geometry-*.stamp"):
+        for old in cache_dir.glob("cpu.*-*.stamp"):
             old.unlink()
         marker.touch()
     except (AttributeError, OSError):

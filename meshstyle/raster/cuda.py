@@ -1,10 +1,10 @@
-"""CUDA kernels: ``numba.cuda`` loops around :mod:`.geometry`, the same algorithm as :mod:`.cpu`.
+"""CUDA kernels: ``numba.cuda`` loops around the shared math, the same algorithm as :mod:`.cpu`.
 
 This is the only module of meshstyle that knows CUDA. Its two drivers, :func:`forward` and
 :func:`backward`, take the arguments of their namesakes in :mod:`meshstyle.raster.cpu` and
-produce the same results: every per-face and per-pixel step calls the functions of
-:mod:`.geometry`, compiled as CUDA device functions, and every output element is computed by
-one thread in the same order of operations as on the CPU. Forward outputs therefore match
+produce the same results: every per-face and per-pixel step calls the shared math
+(:mod:`.device`), compiled as CUDA device functions, and every output element is computed
+by one thread in the same order of operations as on the CPU. Forward outputs therefore match
 the CPU's bit for bit; gradients match to rounding, because the CPU kernels sum long
 expansion runs in a vectorised (reassociated) order.
 
@@ -46,7 +46,26 @@ import warnings
 import numpy as np
 
 from .. import runtime
-from . import geometry
+from . import device
+from .backward_plan import gradient_terms, placeholders
+from .layout import (
+    BBOX_COL_MAX,
+    BBOX_COL_MIN,
+    BBOX_ROW_MAX,
+    BBOX_ROW_MIN,
+    FACE_AREA,
+    FACE_INV_Z0,
+    FACE_INV_Z1,
+    FACE_INV_Z2,
+    FACE_U0,
+    FACE_U1,
+    FACE_U2,
+    FACE_V0,
+    FACE_V1,
+    FACE_V2,
+    LINK_SLOTS,
+    SCAN_CHANNELS,
+)
 
 if not runtime.cuda_simulator_enabled() and not runtime.numba_sees_gpu():
     raise RuntimeError(
@@ -77,8 +96,8 @@ def _floor(x):
 
 
 # In CUDA code numba types math.ceil and math.floor of a float as float (the C functions),
-# not int as in Python and in numba's CPU code; geometry uses their results as indices and
-# range bounds. Its functions therefore see, under the name ``math``, this module whose
+# not int as in Python and in numba's CPU code; the shared math uses their results as indices
+# and range bounds. Its functions therefore see, under the name ``math``, this module whose
 # ceil and floor return ints and whose other names are the math module's.
 _CUDA_MATH = types.ModuleType("meshstyle_raster_cuda_math")
 _CUDA_MATH.__dict__.update(
@@ -89,24 +108,22 @@ _CUDA_MATH.floor = _floor
 
 
 def _device_jit(function):
-    """``cuda.jit(device=True)`` for a geometry function, with CUDA's ``math`` shim.
+    """``cuda.jit(device=True)`` for a shared-math function, with CUDA's ``math`` shim.
 
-    :func:`geometry.compile_functions` gives all its compiled copies one globals dict, and
+    :func:`device.compile_functions` gives all its compiled copies one globals dict, and
     numba reads globals when a kernel first compiles, so rebinding ``math`` there is enough.
     """
     function.__globals__["math"] = _CUDA_MATH
     return cuda.jit(device=True)(function)
 
 
-_device = geometry.compile_functions(_device_jit)
+_device = device.compile_functions(_device_jit)
 setup_face = _device.setup_face
 fragment = _device.fragment
 shade_pixel = _device.shade_pixel
 pack_pixel = _device.pack_pixel
 link_line = _device.link_line
-kato_face_gradient = _device.kato_face_gradient
-interior_face_gradient = _device.interior_face_gradient
-finite_or_zero = _device.finite_or_zero
+face_gradient = _device.face_gradient
 
 
 # --------------------------------------------------------------------------- forward
@@ -200,10 +217,10 @@ def raster_tiles(
         f = start + lane
         keep = 0
         if f < n_faces:
-            r0 = face_bbox[b, f, 0]
-            r1 = face_bbox[b, f, 1]
-            c0 = face_bbox[b, f, 2]
-            c1 = face_bbox[b, f, 3]
+            r0 = face_bbox[b, f, BBOX_ROW_MIN]
+            r1 = face_bbox[b, f, BBOX_ROW_MAX]
+            c0 = face_bbox[b, f, BBOX_COL_MIN]
+            c1 = face_bbox[b, f, BBOX_COL_MAX]
             if r0 <= r1 and c0 <= c1 and r0 <= row1 and r1 >= row0 and c0 <= col1 and c1 >= col0:
                 keep = 1
         prefix[0, lane] = keep
@@ -233,20 +250,20 @@ def raster_tiles(
                 # The CPU tests a face only inside its pixel box: so must we, to agree even
                 # where rounding would put a point just outside the box on an edge.
                 if (
-                    face_bbox[b, g, 0] <= row <= face_bbox[b, g, 1]
-                    and face_bbox[b, g, 2] <= col <= face_bbox[b, g, 3]
+                    face_bbox[b, g, BBOX_ROW_MIN] <= row <= face_bbox[b, g, BBOX_ROW_MAX]
+                    and face_bbox[b, g, BBOX_COL_MIN] <= col <= face_bbox[b, g, BBOX_COL_MAX]
                 ):
                     hit, w0, w1, w2, z = fragment(
-                        face_info[b, g, 0],
-                        face_info[b, g, 1],
-                        face_info[b, g, 2],
-                        face_info[b, g, 3],
-                        face_info[b, g, 4],
-                        face_info[b, g, 5],
-                        face_info[b, g, 9],
-                        face_info[b, g, 6],
-                        face_info[b, g, 7],
-                        face_info[b, g, 8],
+                        face_info[b, g, FACE_U0],
+                        face_info[b, g, FACE_V0],
+                        face_info[b, g, FACE_U1],
+                        face_info[b, g, FACE_V1],
+                        face_info[b, g, FACE_U2],
+                        face_info[b, g, FACE_V2],
+                        face_info[b, g, FACE_AREA],
+                        face_info[b, g, FACE_INV_Z0],
+                        face_info[b, g, FACE_INV_Z1],
+                        face_info[b, g, FACE_INV_Z2],
                         pu,
                         pv,
                         near,
@@ -405,7 +422,7 @@ def link_scans(scan_x, scan_y, use_rgb_grad, links_x, links_y):
         scan_x: (B, H, SCAN_CHANNELS, W); scan_y: (B, W, SCAN_CHANNELS, H) float32.
         use_rgb_grad: whether colour gradients decide which pixels are active.
         links_x: (B, H, W, 4) int32, written; links_y: (B, W, H, 4) int32, written (see
-            geometry.link_line).
+            scanlines.link_line).
     """
     n_batch, height, width = scan_x.shape[0], scan_x.shape[1], scan_x.shape[3]
     item = cuda.grid(1)
@@ -464,8 +481,7 @@ def face_gradients(
     grad_textures,
     visible,
 ):
-    """Gradients of every face, a thread per face: Kato's x/y term plus exact depth and
-    texture terms.
+    """Gradients of every face (see face_gradient.face_gradient), a thread per face.
 
     Args:
         face_info: (B, F, FACE_INFO_SIZE) float64; face_bbox: (B, F, 4) int32.
@@ -479,63 +495,34 @@ def face_gradients(
         grad_textures: (B, F, T, T, T, 3) float32, written when ``use_texture_grad``.
         visible: (B, F) uint8 from :func:`mark_visible`; other faces get zero gradients.
     """
-    n_batch, n_faces = face_info.shape[0], face_info.shape[1]
-    height, width = face_index.shape[1], face_index.shape[2]
-    texture_size = grad_textures.shape[2]
+    n_faces = face_info.shape[1]
     item = cuda.grid(1)
-    if item >= n_batch * n_faces:
+    if item >= face_info.shape[0] * n_faces:
         return
-    b = item // n_faces
-    f = item % n_faces
-    for i in range(3):
-        for j in range(3):
-            grad_face_vertices[b, f, i, j] = 0.0
-    if use_texture_grad:
-        for i in range(texture_size):
-            for j in range(texture_size):
-                for k in range(texture_size):
-                    for c in range(3):
-                        grad_textures[b, f, i, j, k, c] = 0.0
-    if not visible[b, f]:
-        return
-    if use_vertex_grad and use_kato:
-        kato_face_gradient(
-            b,
-            f,
-            face_info,
-            height,
-            width,
-            scan_x,
-            face_index,
-            links_x,
-            scan_y,
-            faces_y,
-            links_y,
-            use_rgb_grad,
-            occlusion_aware,
-            eps,
-            grad_face_vertices,
-        )
-    if use_texture_grad or (use_vertex_grad and use_depth_grad):
-        interior_face_gradient(
-            b,
-            f,
-            face_info,
-            face_bbox,
-            height,
-            width,
-            face_index,
-            grad_rgb,
-            grad_depth,
-            use_texture_grad,
-            use_vertex_grad and use_depth_grad,
-            texture_size,
-            grad_face_vertices,
-            grad_textures,
-        )
-    for i in range(3):
-        for j in range(3):
-            grad_face_vertices[b, f, i, j] = finite_or_zero(grad_face_vertices[b, f, i, j])
+    face_gradient(
+        item // n_faces,
+        item % n_faces,
+        face_info,
+        face_bbox,
+        face_index,
+        scan_x,
+        links_x,
+        scan_y,
+        faces_y,
+        links_y,
+        grad_rgb,
+        grad_depth,
+        use_vertex_grad,
+        use_texture_grad,
+        use_depth_grad,
+        use_kato,
+        use_rgb_grad,
+        occlusion_aware,
+        eps,
+        grad_face_vertices,
+        grad_textures,
+        visible,
+    )
 
 
 def backward(
@@ -571,11 +558,10 @@ def backward(
     """
     n_batch, height, width = face_index.shape
     n_faces = face_info.shape[1]
-    use_rgb_grad = grad_rgb is not None and rgb is not None
-    use_alpha_grad = grad_alpha is not None
-    use_depth_grad = grad_depth is not None
-    use_kato = use_vertex_grad and (use_rgb_grad or use_alpha_grad)
-    channels = geometry.SCAN_CHANNELS
+    terms = gradient_terms(rgb, grad_rgb, grad_alpha, grad_depth, use_vertex_grad)
+    use_rgb_grad = terms.use_rgb_grad
+    use_alpha_grad = terms.use_alpha_grad
+    channels = SCAN_CHANNELS
     with _Launcher(face_info, face_index) as launcher:
         face_info = launcher.input(face_info)
         face_bbox = launcher.input(face_bbox)
@@ -583,24 +569,23 @@ def backward(
         grad_face_vertices = launcher.output(grad_face_vertices)
         grad_textures = launcher.output(grad_textures)
         # Unused inputs still need arrays of the right rank for the kernels' types.
-        empty_image = launcher.scratch((1, 1, 1, 1), np.float32, zero=True)
-        empty_map = launcher.scratch((1, 1, 1), np.float32, zero=True)
-        grad_rgb = launcher.input(grad_rgb) if use_rgb_grad else empty_image
-        grad_depth = launcher.input(grad_depth) if use_depth_grad else empty_map
-        if use_kato:
+        empty = placeholders(lambda shape, dtype: launcher.scratch(shape, dtype, zero=True))
+        grad_rgb = launcher.input(grad_rgb) if use_rgb_grad else empty["image"]
+        grad_depth = launcher.input(grad_depth) if terms.use_depth_grad else empty["map"]
+        if terms.use_kato:
             scan_x = launcher.scratch((n_batch, height, channels, width), np.float32)
             scan_y = launcher.scratch((n_batch, width, channels, height), np.float32)
             faces_y = launcher.scratch((n_batch, width, height), np.int32)
-            links_x = launcher.scratch((n_batch, height, width, 4), np.int32)
-            links_y = launcher.scratch((n_batch, width, height, 4), np.int32)
+            links_x = launcher.scratch((n_batch, height, width, LINK_SLOTS), np.int32)
+            links_y = launcher.scratch((n_batch, width, height, LINK_SLOTS), np.int32)
             launcher.per_item(
                 pack_scans,
                 n_batch * height * width,
-                launcher.input(rgb) if use_rgb_grad else empty_image,
+                launcher.input(rgb) if use_rgb_grad else empty["image"],
                 launcher.input(alpha),
                 launcher.input(depth),
                 grad_rgb,
-                launcher.input(grad_alpha) if use_alpha_grad else empty_map,
+                launcher.input(grad_alpha) if use_alpha_grad else empty["map"],
                 use_rgb_grad,
                 use_alpha_grad,
                 face_index,
@@ -618,9 +603,9 @@ def backward(
                 links_y,
             )
         else:
-            scan_x = scan_y = launcher.scratch((1, 1, channels, 1), np.float32, zero=True)
-            faces_y = launcher.scratch((1, 1, 1), np.int32, zero=True)
-            links_x = links_y = launcher.scratch((1, 1, 1, 4), np.int32, zero=True)
+            scan_x = scan_y = empty["scan"]
+            faces_y = empty["scan_faces"]
+            links_x = links_y = empty["links"]
         visible = launcher.scratch((n_batch, n_faces), np.uint8, zero=True)
         launcher.per_item(mark_visible, n_batch * height * width, face_index, visible)
         launcher.per_item(
@@ -638,8 +623,8 @@ def backward(
             grad_depth,
             bool(use_vertex_grad),
             bool(use_texture_grad),
-            use_depth_grad,
-            use_kato,
+            terms.use_depth_grad,
+            terms.use_kato,
             use_rgb_grad,
             bool(occlusion_aware),
             float(eps),

@@ -3,7 +3,7 @@
 It makes inputs contiguous, allocates outputs and scratch as tensors on the input's device,
 hands array views of them to a kernel module, saves what the backward pass needs and returns
 the results. All rasterization math lives in the kernels (:mod:`.cpu`, and :mod:`.cuda` where
-present), which share :mod:`.geometry`.
+present), which share the math of :mod:`.device`.
 
 A kernel module provides::
 
@@ -26,7 +26,7 @@ from types import ModuleType
 
 import torch
 
-from . import geometry
+from .layout import FACE_INFO_SIZE
 from .settings import RasterSettings
 
 
@@ -88,7 +88,7 @@ class RasterizeFunction(torch.autograd.Function):
         def alloc(shape, dtype=torch.float32):
             return torch.empty(shape, dtype=dtype, device=device)
 
-        face_info = alloc((n_batch, n_faces, geometry.FACE_INFO_SIZE), torch.float64)
+        face_info = alloc((n_batch, n_faces, FACE_INFO_SIZE), torch.float64)
         face_bbox = alloc((n_batch, n_faces, 4), torch.int32)
         face_index = alloc((n_batch, height, width), torch.int32)
         alpha = alloc((n_batch, height, width))

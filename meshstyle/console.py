@@ -1,4 +1,4 @@
-"""What a person sees while edit jobs run: progress with the loss, then a summary table."""
+"""What a person sees while commands run: progress bars (with the loss), then a summary table."""
 
 from __future__ import annotations
 
@@ -65,6 +65,15 @@ class BatchConsole:
             loss="",
         )
 
+    def job_waiting(self, index: int, job) -> None:
+        """Say why the run pauses: another run is writing this job."""
+        if not self.quiet:
+            self.console.print(
+                f"{escape(job.name)}: another meshstyle run is writing it; waiting for it",
+                soft_wrap=True,
+                highlight=False,
+            )
+
     def step(self, report) -> None:
         if self._step_task is None:
             return
@@ -107,7 +116,11 @@ class BatchConsole:
                 highlight=False,
             )
         if not self.quiet:
-            self.console.print(f"report: {out / 'report.json'}", soft_wrap=True, highlight=False)
+            self.console.print(
+                f"report: {out / 'report.json'} and {out / 'report.html'}",
+                soft_wrap=True,
+                highlight=False,
+            )
 
     def _table(self, outcomes, out: Path) -> None:
         table = Table(title=f"meshstyle: {len(outcomes)} job(s) in {out}")
@@ -129,3 +142,35 @@ class BatchConsole:
                 escape(where),
             )
         self.console.print(table)
+
+
+class step_progress:  # noqa: N801 - used like a function, in a with statement
+    """A progress bar on stderr that steps to the count a callback reports.
+
+    Args:
+        description: the bar's label.
+        total: the count at which it is full.
+        quiet: show nothing.
+    """
+
+    def __init__(self, description: str, total: int, quiet: bool = False):
+        self.description = description
+        self.total = total
+        self.quiet = quiet
+
+    def __enter__(self):
+        self._progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+            disable=self.quiet,
+        )
+        self._progress.__enter__()
+        task = self._progress.add_task(self.description, total=self.total)
+        return lambda done: self._progress.update(task, completed=done)
+
+    def __exit__(self, *exc):
+        return self._progress.__exit__(*exc)
