@@ -28,6 +28,7 @@ A gallery sheet (one row per case: painting, two held-out views) is written as
 Usage:
     python bench/quality.py [--preset P] [--out bench-quality] [--meshes bunny teapot]
         [--paintings munch1 gris1 gogh1 hokusai1] [--no-deepdream] [--reuse]
+        [--markdown table.md]
     python bench/quality.py --score FOLDER ... (score finished job folders only)
 """
 
@@ -247,6 +248,28 @@ def score_folder(folder: Path, network=None) -> dict:
     return result
 
 
+def markdown_table(results: list[dict]) -> str:
+    """The results as a Markdown table (the README's)."""
+    lines = [
+        "| job | palette | held-out Gram after/before | dihedral ratio | silhouette IoU "
+        "| chamfer | luminance std | wall s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        cells = [
+            r["case"],
+            r.get("palette", "-"),
+            r.get("heldout_gram_ratio", "-"),
+            r["dihedral_ratio"],
+            r["silhouette_iou"],
+            r["chamfer"],
+            r["luminance_std"],
+            round(r["wall_seconds"]) if r.get("wall_seconds") else "-",
+        ]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def run_cases(args) -> list[Path]:
     """Run every case that is not already complete in ``args.out``; return the job folders."""
     from meshstyle.commands.edit import run_job
@@ -285,6 +308,7 @@ def main(argv=None) -> int:
     parser.add_argument("--reuse", action="store_true", help="keep finished job folders")
     parser.add_argument("--score", nargs="*", type=Path, help="only score these job folders")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     args = parser.parse_args(argv)
 
     from meshstyle.features import load_feature_network
@@ -322,6 +346,8 @@ def main(argv=None) -> int:
             indent=2,
         )
     )
+    if args.markdown:
+        args.markdown.write_text(markdown_table(results), encoding="utf-8")
     return 0 if all(r["pass"] for r in results) else 1
 
 
