@@ -169,13 +169,12 @@ def score_folder(folder: Path, network=None) -> dict:
     """Score one finished stylize or deepdream job folder."""
     import tomllib
 
-    from meshstyle.commands.render import initial_colours
     from meshstyle.fit import iou
     from meshstyle.images import load_image
     from meshstyle.jobs import COMPLETE_MARKER
     from meshstyle.losses import style_grams, style_loss
     from meshstyle.mesh import load_mesh, normalise
-    from meshstyle.textures import cubes_from_uv_texture
+    from meshstyle.textures import cubes_from_uv_texture, initial_colours
 
     settings = tomllib.loads((folder / "settings.toml").read_text(encoding="utf-8"))
     marker = json.loads((folder / COMPLETE_MARKER).read_text(encoding="utf-8"))
