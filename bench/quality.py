@@ -171,7 +171,7 @@ def score_folder(folder: Path, network=None) -> dict:
 
     from meshstyle.fit import iou
     from meshstyle.images import load_image
-    from meshstyle.jobs import COMPLETE_MARKER
+    from meshstyle.jobfolder import COMPLETE_MARKER
     from meshstyle.losses import style_grams, style_loss
     from meshstyle.mesh import load_mesh, normalise
     from meshstyle.textures import cubes_from_uv_texture, initial_colours
