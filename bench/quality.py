@@ -176,10 +176,16 @@ def score_folder(folder: Path, network=None) -> dict:
     from meshstyle.mesh import load_mesh, normalise
     from meshstyle.textures import cubes_from_uv_texture, initial_colours
 
-    settings = tomllib.loads((folder / "settings.toml").read_text(encoding="utf-8"))
     marker = json.loads((folder / COMPLETE_MARKER).read_text(encoding="utf-8"))
-    mesh_path = Path(settings["mesh"])
-    style_path = Path(settings["style"]) if "style" in settings else None
+    if "made_from" in marker:
+        inputs = marker["made_from"]["inputs"]
+        settings = marker["made_from"]["settings"]
+        mesh_path = Path(inputs["mesh"]["path"])
+        style_path = Path(inputs["style"]["path"]) if inputs.get("style") else None
+    else:  # folders written before the marker recorded its inputs
+        settings = tomllib.loads((folder / "settings.toml").read_text(encoding="utf-8"))
+        mesh_path = Path(settings["mesh"])
+        style_path = Path(settings["style"]) if "style" in settings else None
     source, transform = normalise(load_mesh(mesh_path))
     output = load_mesh(folder / marker["outputs"]["obj"])
     v1 = transform.apply(output.vertices).astype(np.float64)
