@@ -12,12 +12,17 @@ optimisation never used:
   rest (target: the renderer under 5%).
 
 Usage: python bench/edit.py [--preset fast] [--out bench-out] [--cases bunny-munch1 ...]
+           [--precisions fp32 bf16] [--seeds 0 1 2] [--iterations N]
+
+With several seeds (and precisions) the JSON's ``summary`` gives, per case and precision,
+the range over seeds of each measure: the noise band a change of precision must stay in.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -88,38 +93,50 @@ def measure(kind, objective, settings, vertices, faces, colours):
     return sum(scores) / len(HELD_OUT), torch.cat(silhouettes)
 
 
-def run_case(name: str, preset: str, out: Path, reuse: bool = False) -> dict:
+def run_case(
+    name: str, preset: str, out: Path, reuse: bool = False, overrides: dict | None = None
+) -> dict:
     from meshstyle.commands.edit import build_objective, run_job, skipped_outcome
     from meshstyle.fit import iou
     from meshstyle.jobfolder import COMPLETE_MARKER
     from meshstyle.jobs import plan_jobs
     from meshstyle.mesh import load_mesh, normalise
+    from meshstyle.precision import resolve_precision
     from meshstyle.runtime import resolve_device
-    from meshstyle.settings import resolve_settings
+    from meshstyle.settings import replace, resolve_settings
     from meshstyle.textures import initial_colours
 
     kind, mesh_rel, style_rel = CASES[name]
     mesh_path = DATA / mesh_rel
     style_path = None if style_rel is None else DATA / style_rel
-    settings = resolve_settings(preset, base="fast" if kind == "stylize" else "deepdream")
+    settings = resolve_settings(
+        preset, overrides, base="fast" if kind == "stylize" else "deepdream"
+    )
     device = resolve_device("cpu")
+    precision = resolve_precision(settings.precision, device.torch_device).name
     job = plan_jobs(
         kind, [mesh_path], None if style_path is None else [style_path], layer=settings.layer
     )[0]
 
+    # CPU time (all threads) at the end of every step: a loaded machine inflates it less
+    # than wall time.
+    stamps: list[float] = []
     start = time.perf_counter()
     if reuse and job.is_complete(out):
         outcome = skipped_outcome(job, out)
         wall = json.loads((job.folder(out) / COMPLETE_MARKER).read_text())["seconds"]
     else:
-        outcome = run_job(job, settings, out, device)
+        outcome = run_job(
+            job, settings, out, device, progress=lambda _: stamps.append(time.process_time())
+        )
     wall = time.perf_counter() - start if outcome.status == "done" else wall
 
     mesh, transform = normalise(load_mesh(mesh_path))
     v0 = torch.as_tensor(mesh.vertices, dtype=torch.float32)
     f0 = torch.as_tensor(mesh.faces, dtype=torch.int64)
     c0 = initial_colours(mesh, settings.texture_size)
-    objective = build_objective(job, settings, f0, device)
+    # Scored in fp32 whatever the run used, so that precisions are compared on one scale.
+    objective = build_objective(job, replace(settings, precision="fp32"), f0, device)
     v1, f1, c1 = reload_output(Path(outcome.outputs["obj"]), transform, settings.texture_size)
     before, sil0 = measure(kind, objective, settings, v0, f0, c0)
     after, sil1 = measure(kind, objective, settings, v1, f1, c1)
@@ -133,12 +150,18 @@ def run_case(name: str, preset: str, out: Path, reuse: bool = False) -> dict:
     result = {
         "case": name,
         "preset": preset,
+        "precision": precision,
+        "seed": settings.seed,
         "iterations": settings.iterations,
         "image_size": settings.image_size,
         "views": settings.views,
         "wall_seconds": round(wall, 1),
         "seconds_per_step": round(step_total / max(settings.iterations, 1), 4),
         "time_split": {k: round(v / step_total, 4) for k, v in timing.items()},
+        # The first step is left out: it loads numba's cache and warms the allocator.
+        "cpu_seconds_per_step_median": (
+            round(float(np.median(np.diff(stamps))), 4) if len(stamps) > 2 else None
+        ),
         "finite": bool(torch.isfinite(v1).all() and torch.isfinite(c1).all()),
         "bbox_growth": round(extent1 / extent0, 4),
         "mean_vertex_move": round(float(moved.mean()), 5),
@@ -173,6 +196,16 @@ def main(argv=None) -> int:
     parser.add_argument("--cases", nargs="*", default=list(CASES))
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--reuse", action="store_true", help="measure finished outputs again")
+    parser.add_argument(
+        "--precisions",
+        nargs="*",
+        default=[None],
+        help="run each case in each of these (auto, fp32, bf16); default: the preset's",
+    )
+    parser.add_argument(
+        "--seeds", nargs="*", type=int, default=[None], help="run each case with each seed"
+    )
+    parser.add_argument("--iterations", type=int, default=None, help="override the preset's")
     args = parser.parse_args(argv)
     from meshstyle.runtime import configure_threads
 
@@ -180,10 +213,57 @@ def main(argv=None) -> int:
     results = []
     for name in args.cases:
         preset = args.preset or ("fast" if CASES[name][0] == "stylize" else "deepdream")
-        results.append(run_case(name, preset, args.out, args.reuse))
-        print(json.dumps(results[-1]), file=sys.stderr)
-    print(json.dumps({"threads": threads, "results": results}, indent=2))
+        for precision in args.precisions:
+            for seed in args.seeds:
+                overrides = {"precision": precision, "seed": seed, "iterations": args.iterations}
+                tag = (
+                    "-".join(f"{k}{v}" for k, v in overrides.items() if v is not None) or "default"
+                )
+                out = args.out if tag == "default" else args.out / tag
+                results.append(run_case(name, preset, out, args.reuse, overrides))
+                print(json.dumps(results[-1]), file=sys.stderr)
+    summary = _noise_band(results)
+    print(
+        json.dumps(
+            {
+                "threads": threads,
+                "load_average": os.getloadavg(),
+                "summary": summary,
+                "results": results,
+            },
+            indent=2,
+        )
+    )
     return 0 if all(r["pass"] for r in results) else 1
+
+
+def _noise_band(results: list[dict]) -> list[dict]:
+    """Per case and precision, the range over seeds of the quality and time measures."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["case"], r["precision"]), []).append(r)
+    keys = (
+        "style_loss_ratio",
+        "activation_gain",
+        "silhouette_iou",
+        "wall_seconds",
+        "seconds_per_step",
+    )
+    summary = []
+    for (case, precision), runs in groups.items():
+        entry = {"case": case, "precision": precision, "seeds": [r["seed"] for r in runs]}
+        for key in keys:
+            values = [r[key] for r in runs if key in r]
+            if values:
+                entry[key] = {
+                    "min": min(values),
+                    "mean": round(float(np.mean(values)), 4),
+                    "max": max(values),
+                }
+        renderer = [r["time_split"].get("render", 0.0) for r in runs]
+        entry["renderer_share_mean"] = round(float(np.mean(renderer)), 4)
+        summary.append(entry)
+    return summary
 
 
 if __name__ == "__main__":

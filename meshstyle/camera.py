@@ -1,6 +1,6 @@
 """Cameras: eye positions from angles, look-at, and projection to NDC.
 
-Conventions (DESIGN.md section 3): world is right-handed with +y up. The eye at
+Conventions (docs/architecture.md, section 3): world is right-handed with +y up. The eye at
 ``distance d, elevation e, azimuth a`` (degrees) is ``d·(cos e·sin a, sin e, cos e·cos a)``:
 azimuth 0 sees the mesh's +z side, azimuth 90 its +x side, positive elevation looks down.
 Camera space has x to the right of the image, y up and z the depth in front of the eye, so

@@ -269,6 +269,13 @@ def edit_options(job_folder: str, default_preset: str):
         ),
         click.option("--network", default=None, help="vgg19, torchvision-vgg16 or a file."),
         click.option(
+            "--precision",
+            type=click.Choice(["auto", "fp32", "bf16"]),
+            default=None,
+            help="The network's arithmetic: auto (bf16 where the CPU or GPU runs it fast, "
+            "else fp32; see `meshstyle info`), fp32 or bf16.",
+        ),
+        click.option(
             "--occlusion-aware/--no-occlusion-aware",
             default=None,
             help="Pixels behind nearer surfaces do not pull edges (the paper: off).",
@@ -325,6 +332,7 @@ _EDIT_KEYS = (
     "texture_lr_scale",
     "seed",
     "network",
+    "precision",
     "occlusion_aware",
 )
 

@@ -1,4 +1,4 @@
-"""Losses and regularisers of the two applications (DESIGN.md section 7).
+"""Losses and regularisers of the two applications (docs/architecture.md, section 8).
 
 Style transfer: ``style + λc·content + λtv·TV`` with the paper's weights 1 / 2e9 / 1e4..1e7.
 Those weights were calibrated for Caffe VGG features at 0..255 input scale (what

@@ -31,7 +31,8 @@ class LossParts:
 
 
 class StyleObjective:
-    """style·Σ‖G − G_style‖² + content·Σ(v − v₀)² + tv·TV, as in the paper (DESIGN.md 7).
+    """style·Σ‖G − G_style‖² + content·Σ(v − v₀)² + tv·TV, as in the paper (see
+    docs/architecture.md, section 8).
 
     Args:
         network: a feature network returning the style layers.

@@ -59,7 +59,11 @@ class ZeroSkipAdam(torch.optim.Optimizer):
             param_group.get("betas", (0.0, 0.0)),
             param_group.get("eps", 0.0),
         )
-        super().add_param_group(param_group)
+        _without_compile_guard(torch.optim.Optimizer.add_param_group)(self, param_group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradients (to None by default), as ``torch.optim.Optimizer`` does."""
+        _without_compile_guard(torch.optim.Optimizer.zero_grad)(self, set_to_none)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
@@ -130,6 +134,16 @@ class ZeroSkipAdam(torch.optim.Optimizer):
         # Same order as addcdiv: param + (value * exp_avg) / denom.
         updated = param + (neg_step_size * exp_avg) / denom
         torch.where(active, updated, param, out=param)
+
+
+def _without_compile_guard(method: Callable) -> Callable:
+    """The function inside torch's ``_disable_dynamo`` wrapper, where it has one.
+
+    torch wraps some ``Optimizer`` methods so that ``torch.compile`` does not trace them; the
+    wrapper's first call imports ``torch._dynamo``, over a second of CPU time before the
+    first step. meshstyle never compiles, so it calls the function the wrapper guards.
+    """
+    return getattr(method, "__wrapped__", method)
 
 
 def _check_hyper(lr: float, betas: tuple[float, float], eps: float) -> None:

@@ -11,40 +11,38 @@ from dataclasses import dataclass
 import torch
 
 from meshstyle.camera import Cameras, face_vertices
+from meshstyle.raster.settings import RasterSettings
 from meshstyle.shading import Lights, light_textures
 
 
 @dataclass(frozen=True)
-class RenderSettings:
-    """How images are rasterized.
+class RenderSettings(RasterSettings):
+    """How images are rasterized: a :class:`~meshstyle.raster.RasterSettings` (the same
+    fields, checks and defaults, ``eps`` included) that also takes ``image_size`` as an int.
 
     Attributes:
-        image_size: output size, an int S (S×S) or (H, W).
-        anti_aliasing: render at 2× and average-pool 2×2.
-        near: nearest depth drawn.
-        far: farthest depth drawn; the depth of empty pixels.
-        backend: "auto", "cpu" or "cuda".
-        occlusion_aware: a pixel behind a nearer surface does not pull an edge (the original
-            paper's gradient ignores occlusion).
+        image_size: output (H, W) in pixels; an int S given here is stored as (S, S).
+        anti_aliasing, near, far, eps, occlusion_aware, backend: see ``RasterSettings``.
     """
 
-    image_size: int | tuple[int, int] = 256
-    anti_aliasing: bool = True
-    near: float = 0.1
-    far: float = 100.0
-    backend: str = "auto"
-    occlusion_aware: bool = False
+    def __post_init__(self) -> None:
+        size = self.image_size
+        # Positive ints only: any other value reaches RasterSettings' check as it was given.
+        if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+            object.__setattr__(self, "image_size", (size, size))
+        elif isinstance(size, list):
+            object.__setattr__(self, "image_size", tuple(size))
+        super().__post_init__()
 
     @property
     def height_width(self) -> tuple[int, int]:
-        if isinstance(self.image_size, int):
-            return self.image_size, self.image_size
-        height, width = self.image_size
-        return int(height), int(width)
+        """The output (H, W)."""
+        return self.image_size
 
     @property
     def aspect(self) -> float:
-        height, width = self.height_width
+        """Width over height."""
+        height, width = self.image_size
         return width / height
 
 
@@ -134,5 +132,6 @@ def render(
         far=settings.far,
         backend=settings.backend,
         occlusion_aware=settings.occlusion_aware,
+        eps=settings.eps,
     )
     return Rendered(images=fragments.rgb, silhouettes=fragments.alpha, depth=fragments.depth)

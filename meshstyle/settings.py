@@ -72,6 +72,8 @@ class EditSettings:
             "raw" (the paper's per-vertex offsets).
         smoothness: λ of the smooth mode's (I + λL); larger bends more broadly.
         network: feature network: "vgg19", "torchvision-vgg16" or a weights file.
+        precision: the feature network's arithmetic: "auto" (bf16 where the CPU or GPU runs
+            it fast, else fp32), "fp32" or "bf16"; Gram matrices and losses stay fp32.
         seed: random seed; CPU runs with the same seed repeat exactly.
         turntable_frames: frames of the output GIF.
         preview_size: size of the GIF frames and sheet tiles.
@@ -114,6 +116,7 @@ class EditSettings:
     vertex_mode: str = "smooth"
     smoothness: float = 20.0
     network: str = "vgg19"
+    precision: str = "auto"
     seed: int = 0
     turntable_frames: int = 36
     preview_size: int = 256
@@ -165,6 +168,10 @@ class EditSettings:
                 "initial_colour must be mesh, style-mean or grey",
             ),
             (self.vertex_mode in ("smooth", "raw"), "vertex_mode must be smooth or raw"),
+            (
+                self.precision in ("auto", "fp32", "bf16"),
+                "precision must be auto, fp32 or bf16",
+            ),
             (
                 self.optimise_vertices or self.optimise_textures,
                 "at least one of optimise_vertices and optimise_textures must be true",

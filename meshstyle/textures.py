@@ -1,6 +1,6 @@
 """Per-face texture cubes: sampling, logit conversion and initialisation.
 
-Each face carries a T×T×T grid of RGB colours (DESIGN.md section 3). A point with
+Each face carries a T×T×T grid of RGB colours (docs/architecture.md, section 3). A point with
 barycentric coordinates (w0, w1, w2) reads the grid at the continuous position
 ``p_k = w_k · (T - 1)`` along axis k (axis k follows vertex k) with 8-corner trilinear
 interpolation. Only the simplex ``p0 + p1 + p2 = T - 1`` is ever read inside a face; the

@@ -64,6 +64,7 @@ BAD = {
 }
 
 
+@pytest.mark.slow
 def test_bad_meshes_are_named_and_good_ones_finish(tmp_path, wild):
     meshes, style = wild
     before = digest(meshes)
@@ -87,6 +88,7 @@ def test_bad_meshes_are_named_and_good_ones_finish(tmp_path, wild):
     ]
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_jobs_and_overwrite_redoes_them(tmp_path):
     mesh = write_sphere(tmp_path / "ball.obj")
     style = write_style(tmp_path / "style.png")
@@ -109,6 +111,7 @@ def test_rerun_skips_finished_jobs_and_overwrite_redoes_them(tmp_path):
     assert (job / COMPLETE_MARKER).stat().st_mtime_ns > stamps[job / COMPLETE_MARKER]
 
 
+@pytest.mark.slow
 def test_shards_split_the_jobs(tmp_path):
     meshes = sphere_folder(tmp_path / "m", 3, subdivisions=0)
     style = write_style(tmp_path / "style.png")

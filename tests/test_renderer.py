@@ -11,6 +11,7 @@ import trimesh
 from meshstyle.camera import Cameras, eye_from_angles
 from meshstyle.fit import iou
 from meshstyle.mesh import load_mesh, normalise
+from meshstyle.raster import RasterSettings, rasterize_silhouettes
 from meshstyle.renderer import RenderSettings, render
 from meshstyle.shading import Lights
 
@@ -174,3 +175,33 @@ def test_camera_position_is_recovered_from_a_silhouette(mesh_path):
     assert math.isfinite(error)
     assert score > 0.9, f"IoU {score:.3f}"
     assert error < 0.3 * start_error, f"eye error {start_error:.3f} -> {error:.3f}"
+
+
+def test_render_settings_are_raster_settings_and_pass_eps_on():
+    settings = RenderSettings(image_size=32, anti_aliasing=False, eps=0.05)
+    assert isinstance(settings, RasterSettings)
+    assert settings.image_size == (32, 32) == settings.height_width
+    assert RenderSettings(image_size=[24, 48]).image_size == (24, 48)
+    with pytest.raises(ValueError, match="image_size must be a positive int.*got 0"):
+        RenderSettings(image_size=0)
+    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
+        RenderSettings(eps=-1.0)
+    vertices = torch.tensor([[-0.5, -0.4, 0.0], [0.5, -0.4, 0.0], [0.0, 0.5, 0.0]])
+    faces = torch.tensor([[0, 1, 2]])
+    cameras = Cameras.from_angles(2.732, 0.0, 0.0)
+    weights = torch.rand(1, 32, 32, generator=torch.Generator().manual_seed(0)) - 0.5
+
+    def gradient(eps):
+        leaf = vertices.clone().requires_grad_()
+        options = RenderSettings(image_size=32, anti_aliasing=False, eps=eps)
+        silhouettes = render(leaf, faces, None, cameras, settings=options).silhouettes
+        (silhouettes * weights).sum().backward()
+        return leaf.grad
+
+    # The same gradient as rasterize with that eps, computed without the renderer.
+    leaf = vertices.clone().requires_grad_()
+    ndc = cameras.transform(leaf[None])[:, faces].contiguous()
+    alpha = rasterize_silhouettes(ndc, image_size=32, anti_aliasing=False, eps=0.05)
+    (alpha * weights).sum().backward()
+    torch.testing.assert_close(gradient(0.05), leaf.grad, rtol=0, atol=0)
+    assert not torch.equal(gradient(0.05), gradient(1e-3))

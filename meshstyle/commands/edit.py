@@ -181,10 +181,18 @@ def build_objective(job: Job, settings: EditSettings, faces: torch.Tensor, devic
         style = load_image(job.style, size=settings.style_image_size).to(device.torch_device)
         check_style_shape(job.style, style)
         network = load_feature_network(
-            settings.network, settings.style_layers, device=device.torch_device
+            settings.network,
+            settings.style_layers,
+            device=device.torch_device,
+            precision=settings.precision,
         )
         return StyleObjective(network, style, settings)
-    network = load_feature_network(settings.network, [settings.layer], device=device.torch_device)
+    network = load_feature_network(
+        settings.network,
+        [settings.layer],
+        device=device.torch_device,
+        precision=settings.precision,
+    )
     return DreamObjective(network, faces, settings)
 
 

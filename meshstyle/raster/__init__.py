@@ -3,7 +3,7 @@
 Public entry points: :func:`rasterize`, :func:`rasterize_silhouettes`, :class:`Fragments`,
 :class:`RasterSettings`, :func:`set_num_threads` and :func:`warm_up`.
 
-Conventions (DESIGN.md section 3): NDC x right, y up, both in [-1, 1] across the image;
+Conventions (docs/architecture.md, section 3): NDC x right, y up, both in [-1, 1] across the image;
 pixel (row r, col c) of an H x W image has its centre at x = (2c + 1 - W) / W,
 y = (H - 1 - 2r) / H. Faces are two-sided. Depth is perspective-correct camera z.
 """

@@ -1,7 +1,8 @@
 """A slow, obvious NumPy rasterizer used only by the tests as ground truth.
 
-It implements the same rules as the kernels (DESIGN.md sections 3 and 4) from scratch, in
-NDC rather than pixel units, with plain loops and no binning, skipping or scan layouts:
+It implements the same rules as the kernels (docs/architecture.md, sections 3 and 4) from
+scratch, in NDC rather than pixel units, with plain loops and no binning, skipping or scan
+layouts:
 
 - coverage: all screen barycentrics of the pixel centre >= 0; depth ``1 / sum(w_i / z_i)``
   within [near, far]; nearest wins, ties to the lower face index;
