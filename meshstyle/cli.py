@@ -228,6 +228,25 @@ def edit_options(job_folder: str, default_preset: str):
             help="Texture cube size T per face (T x T x T colours).",
         ),
         click.option(
+            "--texture-mode",
+            type=click.Choice(["uv", "cubes"]),
+            default=None,
+            help="uv: one smooth texture image over the mesh's UVs (or an automatic unwrap); "
+            "cubes: the paper's independent per-face cubes.",
+        ),
+        click.option(
+            "--texture-resolution",
+            type=click.IntRange(16, 4096),
+            default=None,
+            help="Side of the UV texture image in texels.",
+        ),
+        click.option(
+            "--smoothness",
+            type=click.FloatRange(min=0),
+            default=None,
+            help="How broadly a shape step bends the surface (λ of I + λL); 0: per vertex.",
+        ),
+        click.option(
             "--lr",
             type=click.FloatRange(min=0, min_open=True),
             default=None,
@@ -305,6 +324,9 @@ _EDIT_KEYS = (
     "image_size",
     "views",
     "texture_size",
+    "texture_mode",
+    "texture_resolution",
+    "smoothness",
     "lr",
     "vertex_lr_scale",
     "texture_lr_scale",

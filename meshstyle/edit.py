@@ -1,7 +1,14 @@
 """The edit loop shared by stylize and deepdream.
 
 Each step renders the mesh from a batch of random cameras, asks the objective for a loss,
-and takes one Adam step on vertex offsets and texture logits (each with its own rate).
+and takes one Adam step on the shape's and the texture's parameters (each with its own
+rate). What those parameters are is a setting:
+
+- texture: a smooth UV texture image (:class:`meshstyle.uvtexture.PyramidTexture`) sampled
+  into the rasterizer's cubes, or the paper's independent per-face cube logits;
+- shape: Laplacian-preconditioned offsets (:class:`meshstyle.smoothshape.SmoothOffsets`) or
+  the paper's raw per-vertex offsets.
+
 The original Adam leaves elements whose gradient is exactly zero untouched, so faces no
 camera saw keep their colour; :class:`meshstyle.optim.ZeroSkipAdam` does the same.
 """
@@ -47,6 +54,8 @@ class EditResult:
         timing: seconds spent in ``render`` (forward and backward), ``network`` (features
             and loss, forward and backward) and ``other`` (sampling, optimiser).
         skipped_steps: steps whose loss was not finite and were not applied.
+        texture: ``(image, face_uvs)`` of a UV-texture run: (R, R, 3) uint8 texture, row 0 at
+            the top, and (F, 3, 2) float32 UVs; None for per-face cube runs.
     """
 
     vertices: torch.Tensor
@@ -55,6 +64,7 @@ class EditResult:
     seconds: float
     timing: dict[str, float] = field(default_factory=dict)
     skipped_steps: int = 0
+    texture: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class _BackwardClock:
@@ -93,6 +103,8 @@ def edit_mesh(
     *,
     backend: str = "auto",
     progress: Callable[[StepReport], None] | None = None,
+    face_uvs: np.ndarray | None = None,
+    image: np.ndarray | None = None,
 ) -> EditResult:
     """Optimise a normalised mesh's vertices and face colours against an objective.
 
@@ -104,25 +116,28 @@ def edit_mesh(
         settings: the run's settings (iterations, views, rates, seed, ...).
         backend: rasterizer backend.
         progress: called after every step.
+        face_uvs: (F, 3, 2) the mesh's own texture coordinates, used by the UV texture mode
+            (else the mesh is unwrapped automatically).
+        image: (H, W, 3) uint8 texture that ``face_uvs`` index, the UV mode's start.
 
     Returns:
         The edited mesh, its loss history and timing.
     """
     from meshstyle.optim import ZeroSkipAdam
-    from meshstyle.textures import colours_to_logits
 
     rng = np.random.default_rng(settings.seed)
     torch.manual_seed(settings.seed)
     device = vertices.device
     base = vertices.detach().clone()
-    offsets = torch.zeros_like(base, requires_grad=settings.optimise_vertices)
-    logits = torch.as_tensor(colours_to_logits(colours), dtype=torch.float32, device=device)
-    logits = logits.clone().requires_grad_(settings.optimise_textures)
+    shape = _shape_parameters(base, faces, settings)
+    texture = _texture_parameters(base, faces, colours, objective, settings, face_uvs, image)
     groups = []
     if settings.optimise_vertices:
-        groups.append({"params": [offsets], "lr": settings.lr * settings.vertex_lr_scale})
+        groups.append({"params": shape.parameters(), "lr": settings.lr * settings.vertex_lr_scale})
     if settings.optimise_textures:
-        groups.append({"params": [logits], "lr": settings.lr * settings.texture_lr_scale})
+        groups.append(
+            {"params": texture.parameters(), "lr": settings.lr * settings.texture_lr_scale}
+        )
     optimiser = ZeroSkipAdam(groups, lr=settings.lr)
     render_settings = RenderSettings(
         image_size=settings.image_size,
@@ -140,8 +155,8 @@ def edit_mesh(
         cameras = sample_cameras(settings, rng).to(device)
         lights = objective.lights(cameras, rng).to(device)
         background = objective.backgrounds(rng).to(device)
-        current = base + offsets
-        textures = torch.sigmoid(logits)
+        current = base + shape.offsets()
+        textures = texture.cubes()
         t1 = time.perf_counter()
         clock = _BackwardClock()
         clock.watch_inputs(current, textures)
@@ -172,8 +187,8 @@ def edit_mesh(
         if progress is not None:
             progress(StepReport(step, settings.iterations, result.parts))
     with torch.no_grad():
-        final_vertices = torch.nan_to_num(base + offsets).detach()
-        final_colours = torch.sigmoid(logits).detach()
+        final_vertices = torch.nan_to_num(base + shape.offsets()).detach()
+        final_colours = texture.cubes().detach()
     return EditResult(
         vertices=final_vertices,
         colours=final_colours,
@@ -181,4 +196,80 @@ def edit_mesh(
         seconds=time.perf_counter() - start,
         timing=timing,
         skipped_steps=skipped,
+        texture=texture.export(),
     )
+
+
+class _RawOffsets:
+    """The paper's shape parameters: one free offset per vertex."""
+
+    def __init__(self, base: torch.Tensor, trainable: bool):
+        self.delta = torch.zeros_like(base, requires_grad=trainable)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.delta]
+
+    def offsets(self) -> torch.Tensor:
+        return self.delta
+
+
+class _CubeParameters:
+    """The paper's texture parameters: independent per-face cubes (logits, or colours in the
+    decorrelated space)."""
+
+    def __init__(self, colours: torch.Tensor, space: str, trainable: bool):
+        from meshstyle.colourspace import from_colour
+
+        self.space = space
+        self.values = from_colour(colours.float(), space).detach().requires_grad_(trainable)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.values]
+
+    def cubes(self) -> torch.Tensor:
+        from meshstyle.colourspace import to_colour
+
+        return to_colour(self.values, self.space)
+
+    def export(self) -> None:
+        return None
+
+
+def _shape_parameters(base: torch.Tensor, faces: torch.Tensor, settings: EditSettings):
+    if settings.vertex_mode == "raw" or not settings.optimise_vertices:
+        return _RawOffsets(base, settings.optimise_vertices)
+    from meshstyle.smoothshape import SmoothOffsets
+
+    return SmoothOffsets(faces.cpu().numpy(), len(base), settings.smoothness, device=base.device)
+
+
+def _texture_parameters(base, faces, colours, objective, settings: EditSettings, face_uvs, image):
+    """The run's texture parameters, starting from the colour ``initial_colour`` asks for."""
+    start = colours.reshape(-1, 3).mean(dim=0)
+    if settings.initial_colour == "grey":
+        start, image = torch.full((3,), 0.5, device=colours.device), None
+    elif settings.initial_colour == "style-mean" and hasattr(objective, "style_mean"):
+        start, image = objective.style_mean.to(colours.device), None
+    if settings.texture_mode == "cubes":
+        if settings.initial_colour != "mesh" and image is None:
+            colours = start.expand_as(colours).contiguous()
+        return _CubeParameters(colours, settings.colour_space, settings.optimise_textures)
+    from meshstyle.uvtexture import PyramidTexture, unwrap
+
+    # The mesh's own UVs are kept when they stay inside the image (no tiling); else unwrap.
+    if face_uvs is None or not (np.all(face_uvs >= 0.0) and np.all(face_uvs <= 1.0)):
+        face_uvs = unwrap(base.cpu().numpy(), faces.cpu().numpy(), settings.texture_resolution)
+        image = None
+    initial = start if image is None else torch.as_tensor(image, dtype=torch.float32) / 255.0
+    texture = PyramidTexture(
+        face_uvs,
+        settings.texture_resolution,
+        settings.texture_size,
+        initial,
+        settings.colour_space,
+        device=base.device,
+    )
+    if not settings.optimise_textures:
+        for level in texture.levels:
+            level.requires_grad_(False)
+    return texture

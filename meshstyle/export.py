@@ -373,22 +373,31 @@ def write_glb(
 
 
 def write_mesh_files(
-    folder: str | os.PathLike, name: str, vertices, faces, cubes
+    folder: str | os.PathLike,
+    name: str,
+    vertices,
+    faces,
+    cubes,
+    *,
+    baked: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, str]:
     """The textured mesh as ``{name}.obj`` + ``.mtl`` + ``.png`` and ``{name}.glb``, from one
-    atlas bake.
+    atlas bake (or from a texture image and UVs the edit already has).
 
     Args:
         folder: output folder.
         name: base file name.
         vertices: (V, 3) positions in the input's own frame.
         faces: (F, 3) int vertex indices.
-        cubes: (F, T, T, T, 3) colours in [0, 1].
+        cubes: (F, T, T, T, 3) colours in [0, 1]; ignored when ``baked`` is given.
+        baked: ``(image, face_uvs)``: an (H, W, 3) uint8 texture (row 0 at the top) and the
+            (F, 3, 2) UVs that index it, written as they are instead of baking ``cubes``.
 
     Returns:
         File names (relative to ``folder``) by kind: ``obj``, ``mtl``, ``png`` and ``glb``.
     """
-    baked = bake_atlas(cubes)
+    if baked is None:
+        baked = bake_atlas(cubes)
     written = write_obj(folder, name, vertices, faces, cubes, baked=baked)
     # The OBJ writer sanitises the name; the GLB takes the same one.
     stem = Path(written["obj"]).stem

@@ -60,6 +60,17 @@ class EditSettings:
         background: "style-mean" (style image's mean colour), "random-grey" (one grey per
             view and step) or "white"/"black".
         occlusion_aware: occlusion-aware approximate gradient.
+        texture_mode: "uv" (one smooth texture image over the mesh's UVs or an automatic
+            unwrap, optimised as a Laplacian pyramid and sampled into the cubes every step) or
+            "cubes" (the paper's independent per-face cubes).
+        texture_resolution: side of the UV texture image in texels ("uv" mode).
+        colour_space: "decorrelated" (colours from a fixed colour-correlation square root and
+            a sigmoid) or "rgb" (a sigmoid per channel, the paper's).
+        initial_colour: "mesh" (the mesh's own texture, else clay), "style-mean" (the style
+            image's mean colour; stylize only, else as "mesh") or "grey" (0.5).
+        vertex_mode: "smooth" (Laplacian-preconditioned offsets, Nicolet et al. 2021) or
+            "raw" (the paper's per-vertex offsets).
+        smoothness: λ of the smooth mode's (I + λL); larger bends more broadly.
         network: feature network: "vgg19", "torchvision-vgg16" or a weights file.
         precision: the feature network's arithmetic: "auto" (bf16 where the CPU or GPU runs
             it fast, else fp32), "fp32" or "bf16"; Gram matrices and losses stay fp32.
@@ -98,6 +109,12 @@ class EditSettings:
     light_tilt: float = 30.0
     background: str = "style-mean"
     occlusion_aware: bool = False
+    texture_mode: str = "uv"
+    texture_resolution: int = 512
+    colour_space: str = "decorrelated"
+    initial_colour: str = "mesh"
+    vertex_mode: str = "smooth"
+    smoothness: float = 20.0
     network: str = "vgg19"
     precision: str = "auto"
     seed: int = 0
@@ -140,6 +157,17 @@ class EditSettings:
                 self.background in ("style-mean", "random-grey", "white", "black"),
                 "background must be style-mean, random-grey, white or black",
             ),
+            (self.texture_mode in ("uv", "cubes"), "texture_mode must be uv or cubes"),
+            (16 <= self.texture_resolution <= 4096, "texture_resolution must be in [16, 4096]"),
+            (
+                self.colour_space in ("decorrelated", "rgb"),
+                "colour_space must be decorrelated or rgb",
+            ),
+            (
+                self.initial_colour in ("mesh", "style-mean", "grey"),
+                "initial_colour must be mesh, style-mean or grey",
+            ),
+            (self.vertex_mode in ("smooth", "raw"), "vertex_mode must be smooth or raw"),
             (
                 self.precision in ("auto", "fp32", "bf16"),
                 "precision must be auto, fp32 or bf16",
@@ -160,6 +188,7 @@ class EditSettings:
             "content_weight",
             "tv_weight",
             "edge_weight",
+            "smoothness",
         ):
             value = getattr(self, name)
             if value < 0:

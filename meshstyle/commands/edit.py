@@ -307,7 +307,15 @@ def write_edit_job(
     }
     before = sheet_frames(vertices, faces, colours, **sheet)
     result = edit_mesh(
-        vertices, faces, colours, objective, settings, backend=device.backend, progress=progress
+        vertices,
+        faces,
+        colours,
+        objective,
+        settings,
+        backend=device.backend,
+        progress=progress,
+        face_uvs=normalised.face_uvs,
+        image=normalised.texture,
     )
     check_converged(result, settings)
     after = sheet_frames(result.vertices, faces, result.colours, **sheet)
@@ -328,7 +336,9 @@ def write_edit_job(
     if not np.all(np.isfinite(edited.astype(np.float32))):
         raise ValueError("the edited mesh has coordinates beyond float32 in the input's frame")
     cubes = result.colours.cpu().numpy()
-    outputs.update(export.write_mesh_files(folder, stem, edited, normalised.faces, cubes))
+    outputs.update(
+        export.write_mesh_files(folder, stem, edited, normalised.faces, cubes, baked=result.texture)
+    )
     save_gif(folder / "turntable.gif", turntable)
     outputs["turntable"] = "turntable.gif"
     save_png(folder / "before_after.png", contact_sheet([before, after], ["before", "after"]))

@@ -1,0 +1,259 @@
+"""A smooth UV texture image, optimised at several scales and sampled into texture cubes.
+
+The rasterizer reads per-face texture cubes (DESIGN.md section 3). Optimising those cubes
+directly gives every face its own colours: the result is a mosaic with a seam at every
+edge. Here the optimised object is one texture image over a UV layout of the whole mesh
+(the mesh's own UVs, or an automatic unwrap by xatlas), and every step samples it at the
+UV position of each cube grid point, so neighbouring faces read neighbouring texels.
+
+The image is a Laplacian pyramid: parameters at resolutions R, R/2, R/4, ..., each
+upsampled to R and summed. Adam moves every element by about the learning rate, so a
+coarse level moves whole regions at once and colours spread across faces and charts before
+fine detail forms (the multi-scale parameterisation of Mordvintsev et al., Distill 2018).
+The sum is turned into colours by :mod:`meshstyle.colourspace`.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from meshstyle.colourspace import from_colour, to_colour
+from meshstyle.textures import cube_grid_weights
+
+# The coarsest pyramid level is at least this many texels across.
+_COARSEST = 8
+
+# Texels of empty space xatlas leaves around each chart, so that bilinear reads of a chart's
+# border texels do not mix in a neighbouring chart.
+_CHART_PADDING = 2
+
+
+def unwrap(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> np.ndarray:
+    """An automatic UV layout of a mesh (xatlas), faces kept in their order.
+
+    Args:
+        vertices: (V, 3) positions.
+        faces: (F, 3) vertex indices.
+        resolution: the texture size the charts are packed for (sets the padding's scale).
+
+    Returns:
+        (F, 3, 2) float32 texture coordinates in [0, 1], origin bottom-left.
+    """
+    import xatlas
+
+    vertices = np.ascontiguousarray(vertices, dtype=np.float32)
+    faces = np.ascontiguousarray(faces, dtype=np.uint32)
+    atlas = xatlas.Atlas()
+    atlas.add_mesh(vertices, faces)
+    pack = xatlas.PackOptions()
+    pack.resolution = int(resolution)
+    pack.padding = _CHART_PADDING
+    pack.bilinear = True
+    atlas.generate(pack_options=pack)
+    mapping, indices, uvs = atlas[0]
+    if indices.shape != faces.shape or not np.array_equal(mapping[indices], faces):
+        raise ValueError("the UV unwrap changed the mesh's faces; cannot map its UVs back")
+    return np.ascontiguousarray(uvs[indices], dtype=np.float32)
+
+
+def uv_grid(face_uvs: np.ndarray, texture_size: int) -> np.ndarray:
+    """Texture coordinates of every cube grid point of every face.
+
+    Grid point (i, j, k) of face f stands for barycentric weights ``w`` (see
+    :func:`meshstyle.textures.cube_grid_weights`) and reads the image at ``Σ_k w_k·uv_fk``.
+
+    Args:
+        face_uvs: (F, 3, 2) per-corner texture coordinates.
+        texture_size: cube size T.
+
+    Returns:
+        (F, T, T, T, 2) float32 texture coordinates.
+    """
+    face_uvs = np.asarray(face_uvs, dtype=np.float64)
+    if face_uvs.ndim != 3 or face_uvs.shape[1:] != (3, 2):
+        raise ValueError(f"face_uvs must have shape (F, 3, 2); got {face_uvs.shape}")
+    weights = cube_grid_weights(texture_size)
+    return np.einsum("ijkn,fnc->fijkc", weights, face_uvs).astype(np.float32)
+
+
+def bilinear_taps(uv: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The four texels and weights of a bilinear lookup at each texture coordinate.
+
+    Same conventions as :func:`meshstyle.textures.sample_image` (texel (r, c) has its centre
+    at ``u = (c + 0.5) / W``, ``v = 1 - (r + 0.5) / H``, row 0 at the top), clamped to the
+    border.
+
+    Args:
+        uv: (N, 2) texture coordinates.
+        height: H of the image.
+        width: W of the image.
+
+    Returns:
+        ``(index (N, 4) int64 into the row-major (H·W) texels, weight (N, 4) float32)``.
+    """
+    uv = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
+    x = np.clip(uv[:, 0] * width - 0.5, 0.0, width - 1.0)
+    y = np.clip((1.0 - uv[:, 1]) * height - 0.5, 0.0, height - 1.0)
+    x0 = np.minimum(np.floor(x), width - 2 if width > 1 else 0).astype(np.int64)
+    y0 = np.minimum(np.floor(y), height - 2 if height > 1 else 0).astype(np.int64)
+    fx, fy = x - x0, y - y0
+    x1 = np.minimum(x0 + 1, width - 1)
+    y1 = np.minimum(y0 + 1, height - 1)
+    index = np.stack([y0 * width + x0, y0 * width + x1, y1 * width + x0, y1 * width + x1], 1)
+    weight = np.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], 1)
+    return index, weight.astype(np.float32)
+
+
+@numba.njit(parallel=True, cache=True)
+def _gather_kernel(texels, index, weight, out):
+    """out[n] = Σ_j weight[n, j] · texels[index[n, j]] for (T, C) texels, (N, C) out."""
+    for n in numba.prange(index.shape[0]):
+        for c in range(texels.shape[1]):
+            acc = 0.0
+            for j in range(index.shape[1]):
+                acc += weight[n, j] * texels[index[n, j], c]
+            out[n, c] = acc
+
+
+@numba.njit(parallel=True, cache=True)
+def _scatter_kernel(grad_out, start, point, weight, grad_texels):
+    """The transpose of the gather, per texel (no races): CSR rows ``start`` over taps."""
+    for t in numba.prange(start.shape[0] - 1):
+        for c in range(grad_out.shape[1]):
+            acc = 0.0
+            for k in range(start[t], start[t + 1]):
+                acc += weight[k] * grad_out[point[k], c]
+            grad_texels[t, c] = acc
+
+
+class BilinearMap:
+    """A fixed bilinear lookup of many texture coordinates, as a sparse linear map.
+
+    The UVs never change during an edit, so the texels and weights of every lookup are
+    found once; each step is then one gather (forward) and its transpose (backward).
+
+    Args:
+        uv: (N, 2) texture coordinates.
+        height: H of the images the map reads.
+        width: W.
+    """
+
+    def __init__(self, uv: np.ndarray, height: int, width: int):
+        self.height, self.width = int(height), int(width)
+        index, weight = bilinear_taps(uv, height, width)
+        self.index = np.ascontiguousarray(index)
+        self.weight = np.ascontiguousarray(weight)
+        # the transpose as CSR over texels, for the backward
+        flat = index.ravel()
+        order = np.argsort(flat, kind="stable")
+        self.t_point = np.ascontiguousarray(order // 4)
+        self.t_weight = np.ascontiguousarray(weight.ravel()[order])
+        counts = np.bincount(flat, minlength=self.height * self.width)
+        self.t_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+    def __call__(self, texels: torch.Tensor) -> torch.Tensor:
+        """(H·W, C) texels (row-major) -> (N, C) samples, differentiable."""
+        return _BilinearLookup.apply(texels, self)
+
+    def gather(self, texels: np.ndarray) -> np.ndarray:
+        out = np.empty((len(self.index), texels.shape[1]), dtype=np.float32)
+        _gather_kernel(np.ascontiguousarray(texels, dtype=np.float32), self.index, self.weight, out)
+        return out
+
+    def scatter(self, grad: np.ndarray) -> np.ndarray:
+        out = np.empty((self.height * self.width, grad.shape[1]), dtype=np.float32)
+        grad = np.ascontiguousarray(grad, dtype=np.float32)
+        _scatter_kernel(grad, self.t_start, self.t_point, self.t_weight, out)
+        return out
+
+
+class _BilinearLookup(torch.autograd.Function):
+    """Marshals tensors to the gather/scatter kernels of a :class:`BilinearMap`."""
+
+    @staticmethod
+    def forward(ctx, texels, lookup):
+        ctx.lookup = lookup
+        out = lookup.gather(texels.detach().cpu().numpy())
+        return torch.from_numpy(out).to(device=texels.device, dtype=texels.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        out = ctx.lookup.scatter(grad.detach().cpu().numpy())
+        return torch.from_numpy(out).to(device=grad.device, dtype=grad.dtype), None
+
+
+class PyramidTexture:
+    """A UV texture image as a sum of upsampled levels, read as per-face texture cubes.
+
+    Args:
+        face_uvs: (F, 3, 2) texture coordinates of the mesh's face corners.
+        resolution: side R of the texture image.
+        texture_size: cube size T of the rasterizer's textures.
+        initial: (3,) uniform starting colour, or (R', R', 3) starting image in [0, 1].
+        colour_space: "decorrelated" or "rgb" (see :mod:`meshstyle.colourspace`).
+        device: where the parameters live.
+    """
+
+    def __init__(
+        self,
+        face_uvs: np.ndarray,
+        resolution: int,
+        texture_size: int,
+        initial: torch.Tensor,
+        colour_space: str = "decorrelated",
+        device: torch.device | str = "cpu",
+    ):
+        self.resolution = int(resolution)
+        self.texture_size = int(texture_size)
+        self.colour_space = colour_space
+        self.face_uvs = np.asarray(face_uvs, dtype=np.float32)
+        self._lookup = BilinearMap(
+            uv_grid(self.face_uvs, texture_size).reshape(-1, 2), self.resolution, self.resolution
+        )
+        initial = torch.as_tensor(initial, dtype=torch.float32, device=device)
+        if initial.dim() == 1:
+            initial = initial.view(1, 1, 3)
+        else:
+            initial = F.interpolate(
+                initial.permute(2, 0, 1)[None], size=(self.resolution,) * 2, mode="area"
+            )[0].permute(1, 2, 0)
+        # The starting image is a fixed offset; the levels start at zero.
+        self._base = from_colour(initial, colour_space).permute(2, 0, 1)[None].contiguous()
+        self.levels: list[torch.Tensor] = []
+        size = self.resolution
+        while True:
+            self.levels.append(torch.zeros(1, 3, size, size, device=device, requires_grad=True))
+            if size // 2 < _COARSEST:
+                break
+            size //= 2
+
+    def parameters(self) -> list[torch.Tensor]:
+        return list(self.levels)
+
+    def image(self) -> torch.Tensor:
+        """(R, R, 3) texture colours in (0, 1), row 0 at the top; differentiable."""
+        total = self.levels[-1]
+        # coarse to fine, one 2x upsampling per level: cheaper than upsampling each to R
+        for level in reversed(self.levels[:-1]):
+            total = (
+                F.interpolate(total, size=level.shape[-2:], mode="bilinear", align_corners=False)
+                + level
+            )
+        total = total + self._base
+        return to_colour(total[0].permute(1, 2, 0), self.colour_space)
+
+    def cubes(self) -> torch.Tensor:
+        """(F, T, T, T, 3) cube colours read from the image at every grid point's UV."""
+        t = self.texture_size
+        samples = self._lookup(self.image().reshape(-1, 3))
+        return samples.reshape(len(self.face_uvs), t, t, t, 3)
+
+    def export(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(image, face_uvs)``: (R, R, 3) uint8 texture (row 0 at the top), (F, 3, 2) UVs."""
+        with torch.no_grad():
+            image = self.image().cpu().numpy()
+        image = np.round(np.clip(np.nan_to_num(image, nan=0.5), 0.0, 1.0) * 255.0)
+        return image.astype(np.uint8), self.face_uvs.copy()

@@ -1,0 +1,82 @@
+"""The edit loop with each texture and shape parameterisation, on a toy objective."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from meshstyle.edit import edit_mesh
+from meshstyle.objectives import LossParts
+from meshstyle.settings import resolve_settings
+from meshstyle.shading import Lights
+
+
+class RedObjective:
+    """Wants every rendered pixel red and the silhouettes a little larger."""
+
+    name = "toy"
+
+    def lights(self, cameras, rng):
+        b = cameras.batch_size
+        return Lights(torch.ones(b), torch.zeros(b), -cameras.forward)
+
+    def backgrounds(self, rng):
+        return torch.tensor([0.5, 0.5, 0.5])
+
+    def features(self, images):
+        return {}
+
+    def loss(self, features, images, silhouettes, vertices, base_vertices):
+        red = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
+        total = ((images - red).square().sum(1) * silhouettes).mean() - silhouettes.mean()
+        return LossParts(total, {"loss": float(total.detach())})
+
+
+@pytest.fixture(scope="module")
+def sphere():
+    mesh = trimesh.creation.icosphere(subdivisions=2)
+    vertices = torch.as_tensor(np.asarray(mesh.vertices) * 0.8, dtype=torch.float32)
+    return vertices, torch.as_tensor(np.asarray(mesh.faces), dtype=torch.int64)
+
+
+@pytest.mark.parametrize(
+    "texture_mode, vertex_mode, colour_space",
+    [
+        ("uv", "smooth", "decorrelated"),
+        ("cubes", "raw", "rgb"),
+        ("cubes", "smooth", "decorrelated"),
+    ],
+)
+def test_every_parameterisation_moves_towards_the_objective(
+    sphere, texture_mode, vertex_mode, colour_space
+):
+    vertices, faces = sphere
+    settings = resolve_settings(
+        "fast",
+        {
+            "iterations": 8,
+            "image_size": 32,
+            "views": 1,
+            "texture_size": 2,
+            "texture_resolution": 32,
+            "texture_mode": texture_mode,
+            "vertex_mode": vertex_mode,
+            "colour_space": colour_space,
+            "initial_colour": "grey",
+        },
+    )
+    colours = torch.full((len(faces), 2, 2, 2, 3), 0.8)
+    result = edit_mesh(vertices, faces, colours, RedObjective(), settings, backend="cpu")
+    assert torch.isfinite(result.vertices).all() and torch.isfinite(result.colours).all()
+    # started grey (initial_colour), and became redder
+    red = result.colours[..., 0].mean() - result.colours[..., 1:].mean()
+    assert red > 0.01
+    assert (result.vertices - vertices).abs().max() > 0
+    if texture_mode == "uv":
+        image, face_uvs = result.texture
+        assert image.dtype == np.uint8 and face_uvs.shape == (len(faces), 3, 2)
+        assert image[..., 0].mean() > image[..., 1].mean()
+    else:
+        assert result.texture is None

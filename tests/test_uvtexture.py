@@ -1,0 +1,107 @@
+"""UV texture images: unwrap, bilinear lookup into cubes, the pyramid and its export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from meshstyle.textures import cube_grid_weights, sample_image
+from meshstyle.uvtexture import BilinearMap, PyramidTexture, unwrap, uv_grid
+
+
+@pytest.fixture(scope="module")
+def sphere():
+    mesh = trimesh.creation.icosphere(subdivisions=2)
+    return np.asarray(mesh.vertices, dtype=np.float32), np.asarray(mesh.faces)
+
+
+def test_unwrap_keeps_faces_and_gives_uvs_in_the_unit_square(sphere):
+    vertices, faces = sphere
+    uv = unwrap(vertices, faces, 128)
+    assert uv.shape == (len(faces), 3, 2)
+    assert uv.min() >= 0.0 and uv.max() <= 1.0
+    # charts do not collapse faces: every face keeps a positive UV area
+    e1, e2 = uv[:, 1] - uv[:, 0], uv[:, 2] - uv[:, 0]
+    assert np.all(np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]) > 0)
+
+
+def test_lookup_matches_sample_image():
+    rng = np.random.default_rng(0)
+    image = rng.random((16, 24, 3)).astype(np.float32)
+    uv = rng.random((200, 2))
+    lookup = BilinearMap(uv, 16, 24)
+    got = lookup(torch.as_tensor(image.reshape(-1, 3))).numpy()
+    # away from the border sample_image's wrap and our clamp agree
+    inside = (uv[:, 0] * 24 > 0.5) & (uv[:, 0] * 24 < 23.5)
+    inside &= (uv[:, 1] * 16 > 0.5) & (uv[:, 1] * 16 < 15.5)
+    assert np.allclose(got[inside], sample_image(image, uv[inside]), atol=1e-5)
+    # at the border the lookup clamps to the edge texel
+    corner = lookup_one(image, [0.0, 1.0])
+    assert np.allclose(corner, image[0, 0], atol=1e-6)
+
+
+def lookup_one(image, uv):
+    h, w = image.shape[:2]
+    return BilinearMap(np.array([uv]), h, w)(torch.as_tensor(image.reshape(-1, 3))).numpy()[0]
+
+
+def test_lookup_backward_is_the_transpose():
+    rng = np.random.default_rng(1)
+    uv = rng.random((50, 2))
+    lookup = BilinearMap(uv, 5, 7)
+    texels = torch.rand(35, 3, requires_grad=True)
+    weights = torch.rand(50, 3)
+    (lookup(texels) * weights).sum().backward()
+    # the lookup is linear: its Jacobian, column by column, from unit images
+    jacobian = np.stack(
+        [lookup(torch.eye(35)[:, i : i + 1]).numpy()[:, 0] for i in range(35)], axis=1
+    )
+    assert np.allclose(texels.grad.numpy(), jacobian.T @ weights.numpy(), atol=1e-5)
+
+
+def test_cubes_read_the_image_at_each_grid_points_uv(sphere):
+    vertices, faces = sphere
+    uv = unwrap(vertices, faces, 64)
+    texture = PyramidTexture(uv, 64, 3, torch.tensor([0.2, 0.5, 0.7]))
+    with torch.no_grad():
+        for level in texture.levels:
+            level.normal_()
+        image = texture.image().numpy()
+        cubes = texture.cubes().numpy()
+    assert cubes.shape == (len(faces), 3, 3, 3, 3)
+    # grid point (i, j, k) stands for barycentric weights (i, j, k) / (i + j + k)
+    weights = cube_grid_weights(3)
+    f, i, j, k = 7, 2, 1, 0
+    point_uv = weights[i, j, k] @ uv[f].astype(np.float64)
+    assert np.allclose(cubes[f, i, j, k], sample_image(image, point_uv[None])[0], atol=1e-5)
+    assert np.allclose(uv_grid(uv, 3)[f, i, j, k], point_uv, atol=1e-6)
+
+
+def test_pyramid_starts_at_the_initial_colour_and_coarse_levels_spread(sphere):
+    vertices, faces = sphere
+    uv = unwrap(vertices, faces, 64)
+    texture = PyramidTexture(uv, 64, 2, torch.tensor([0.3, 0.4, 0.5]))
+    assert [tuple(level.shape[-2:]) for level in texture.levels] == [
+        (64, 64),
+        (32, 32),
+        (16, 16),
+        (8, 8),
+    ]
+    assert torch.allclose(texture.cubes(), torch.tensor([0.3, 0.4, 0.5]), atol=1e-4)
+    with torch.no_grad():
+        texture.levels[-1][0, :, 4, 4] = 1.0
+        image = texture.image()
+    changed = (image - torch.tensor([0.3, 0.4, 0.5])).abs().amax(dim=-1) > 1e-3
+    # one coarse texel changes a whole region of the full-resolution image
+    assert changed.sum() > 64
+
+
+def test_export_gives_uint8_image_and_the_uvs(sphere):
+    vertices, faces = sphere
+    uv = unwrap(vertices, faces, 32)
+    image, face_uvs = PyramidTexture(uv, 32, 2, torch.tensor([1.0, 0.0, 0.5])).export()
+    assert image.shape == (32, 32, 3) and image.dtype == np.uint8
+    assert np.array_equal(face_uvs, uv)
+    assert np.abs(image[5, 5].astype(int) - [255, 0, 128]).max() <= 1
