@@ -1,7 +1,8 @@
 """Voxel IoU of a trained reconstructor, per class, as the original measures it.
 
 Every object is reconstructed from each of its 24 views; each reconstruction is voxelised at
-32^3 (a mesh by ray parity, a voxel grid by thresholding at 0.5) and compared with the
+32^3 (a mesh by ray parity, a voxel grid by the threshold chosen on validation data, see
+:data:`THRESHOLDS`) and compared with the
 object's voxels; a class's score is the mean over its objects and views.
 """
 

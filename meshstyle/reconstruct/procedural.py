@@ -71,8 +71,9 @@ def _unit_box() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _unit_cylinder() -> tuple[np.ndarray, np.ndarray]:
-    # Vertices sit on a circle of radius 1/cos(pi/n) so the prism contains the true cylinder
-    # with its facets' midpoints on it: the rendered area matches the inside test's best.
+    # Vertices sit on a circle of radius 1/sqrt(cos(pi/n)), the geometric mean of the radii
+    # at which the prism's facets touch (1) and its corners touch (1/cos(pi/n)) the true
+    # cylinder: the facets straddle it, so the rendered area is close to the inside test's.
     n = _SEGMENTS
     a = 2 * np.pi * np.arange(n) / n
     r = 1.0 / np.sqrt(np.cos(np.pi / n))
