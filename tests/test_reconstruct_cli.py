@@ -106,6 +106,8 @@ def test_eval_prints_json_per_class(trained, tmp_path):
     report = json.loads(result.output)
     assert set(report["iou"]) == {"chair", "lamp", "mean"}
     assert all(0.0 <= v <= 1.0 for v in report["iou"].values())
+    assert set(report["silhouette_ceiling"]) == {"chair", "lamp", "mean"}
+    assert all(0.2 < v < 1.0 for v in report["silhouette_ceiling"].values())
     assert report["views_per_object"] == 24 and report["objects"] == 2
     assert json.loads(out.read_text()) == report
     sheet = tmp_path / "sheet.png"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from meshstyle.reconstruct import procedural
-from meshstyle.reconstruct.check import PASS_IOU, check_layout
+from meshstyle.reconstruct.check import PASS_IOU, check_layout, silhouette_ceiling, visual_hull
 from meshstyle.reconstruct.data import load_split, sample_batch
 from meshstyle.reconstruct.layout import MESHSTYLE, ORIGINAL
 from meshstyle.reconstruct.voxelize import voxel_iou, voxel_surface, voxelize
@@ -83,6 +83,24 @@ def test_load_split_reads_our_layout(small_data):
 def test_check_data_confirms_the_right_layout(small_data):
     result = check_layout(load_split(small_data, "test", MESHSTYLE), per_class=2)
     assert result.passed and result.mean > 0.85, result
+
+
+def test_visual_hull_holds_the_object_and_bounds_what_silhouettes_tell(small_data):
+    split = load_split(small_data, "test", MESHSTYLE)
+    for n in range(len(split)):
+        hull = visual_hull(split.images[n, :, 3] > 0, split.layout)
+        voxels = split.voxels[n]
+        # The object's voxels lie inside every one of its masks (but for a few in parts
+        # thinner than a pixel, which a mask may miss), and the hull is bigger than the
+        # object: concave parts are filled.
+        assert (hull & voxels).sum() >= 0.95 * voxels.sum()
+        assert hull.sum() > voxels.sum()
+    ceiling = silhouette_ceiling(split)
+    assert ceiling.shape == (len(split),) and np.all((ceiling > 0.2) & (ceiling < 1.0))
+    # From a mirrored camera ring the masks no longer agree about the object.
+    mirrored = dataclasses.replace(MESHSTYLE, azimuth_sign=-1.0)
+    assert silhouette_ceiling(split, layout=mirrored).mean() < ceiling.mean()
+    assert set(check_layout(split, per_class=2).ceiling) == set(split.classes)
 
 
 def test_check_data_rejects_wrong_conventions(small_data):

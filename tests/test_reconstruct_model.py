@@ -134,3 +134,18 @@ def test_resumed_run_matches_an_uninterrupted_one(tiny_data, tmp_path):
     a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
     b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_cosine_schedule_anneals_over_the_call_and_restarts_on_resume(tiny_data, tmp_path):
+    settings = TrainSettings(
+        batch_size=2, eval_every=100, val_objects=1, learning_rate=1e-3, lr_schedule="cosine"
+    )
+    train(tiny_data, tmp_path / "run", settings, iterations=5)
+    train(tiny_data, tmp_path / "run", settings, iterations=7)
+    with open(tmp_path / "run" / "log.csv") as fh:
+        rates = [float(r["lr"]) for r in csv.DictReader(fh)]
+    # 1e-3 * (1 + cos(pi k / 5)) / 2 for k = 0..4, then a new call over 2 steps.
+    expected = [1e-3 * 0.5 * (1 + np.cos(np.pi * k / 5)) for k in range(5)] + [1e-3, 5e-4]
+    assert np.allclose(rates, expected, rtol=1e-2), rates
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainSettings(lr_schedule="linear")

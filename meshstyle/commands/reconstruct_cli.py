@@ -120,6 +120,14 @@ def predict(images, model_dir, output, overwrite, device, threads) -> None:
     show_default=True,
     help="Adam learning rate (the original: 1e-4 at batch 64 for a million GPU steps).",
 )
+@click.option(
+    "--lr-schedule",
+    type=click.Choice(["cosine", "constant"]),
+    default="cosine",
+    show_default=True,
+    help="cosine: anneal the rate to 0 over this call's --iterations or --minutes "
+    "(constant: the original's).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--eval-every", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option(
@@ -140,6 +148,7 @@ def train(
     minutes,
     batch_size,
     lr,
+    lr_schedule,
     seed,
     eval_every,
     layout,
@@ -160,6 +169,7 @@ def train(
         classes=tuple(_class_list(classes) or ()),
         batch_size=batch_size,
         learning_rate=lr,
+        lr_schedule=lr_schedule,
         seed=seed,
         eval_every=eval_every,
     )
@@ -259,14 +269,23 @@ def check_data(data, layout, split, classes, objects, as_json) -> None:
                     "worst": result.worst,
                     "objects": result.objects,
                     "passed": result.passed,
+                    "silhouette_ceiling": result.ceiling,
                 },
                 indent=2,
             )
         )
     else:
+        click.echo(f"{'class':<16}{'mask IoU':>10}{'ceiling':>10}")
         for name, value in result.per_class.items():
-            click.echo(f"{name:<16}{value:.4f}")
-        click.echo(f"{'mean':<16}{result.mean:.4f}  (worst object {result.worst:.4f})")
+            click.echo(f"{name:<16}{value:>10.4f}{result.ceiling[name]:>10.4f}")
+        ceiling = sum(result.ceiling.values()) / len(result.ceiling)
+        click.echo(
+            f"{'mean':<16}{result.mean:>10.4f}{ceiling:>10.4f}  (worst object {result.worst:.4f})"
+        )
+        click.echo(
+            "mask IoU: the voxels' surface rendered against the alpha masks; ceiling: voxel "
+            "IoU of the 24 masks' visual hull, about the best silhouettes can reach"
+        )
     if not result.passed:
         raise click.ClickException(
             f"{data}: voxels and masks disagree (mean IoU {result.mean:.3f} < {PASS_IOU}); "

@@ -18,6 +18,7 @@ import csv
 import dataclasses
 import io
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +43,22 @@ from meshstyle.reconstruct.model import (
     view_rays,
 )
 
-LOG_FIELDS = ("step", "seconds", "loss", "silhouette", "regulariser", "images_per_s", "val_iou")
+LOG_FIELDS = (
+    "step",
+    "seconds",
+    "lr",
+    "loss",
+    "silhouette",
+    "regulariser",
+    "images_per_s",
+    "val_iou",
+)
+
+LR_SCHEDULES = ("constant", "cosine")
+
+#: Seconds between saves while training: writing the checkpoint (about 350 MB with the
+#: optimizer's moments) takes over a second, several times a validation's cost.
+SAVE_INTERVAL_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,9 @@ class TrainSettings:
         classes: class names to train on; empty for every class in the data.
         batch_size: objects per step; each is seen from two views (2 x batch images).
         learning_rate: Adam's step size (the original: 1e-4 over a million steps on a GPU).
+        lr_schedule: "constant" (the original), or "cosine": each ``train`` call anneals the
+            step size from ``learning_rate`` to 0 over its own budget of steps or minutes
+            (a resumed run starts a new annealing from the full rate).
         flatten_weight: weight of the dihedral-angle smoothness loss (mesh decoder).
         laplacian_weight: weight of the uniform Laplacian loss (mesh decoder).
         seed: seeds the weights and the batches.
@@ -69,6 +88,7 @@ class TrainSettings:
     classes: tuple[str, ...] = ()
     batch_size: int = 64
     learning_rate: float = 1e-4
+    lr_schedule: str = "constant"
     flatten_weight: float = 5e-4
     laplacian_weight: float = 5e-3
     seed: int = 0
@@ -85,6 +105,10 @@ class TrainSettings:
             raise ValueError(f"batch_size must be an int >= 1; got {self.batch_size!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive; got {self.learning_rate!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule must be one of {list(LR_SCHEDULES)}; got {self.lr_schedule!r}"
+            )
         if not (self.flatten_weight >= 0 and self.laplacian_weight >= 0):
             raise ValueError("flatten_weight and laplacian_weight must be >= 0")
         if not (self.eval_every >= 1 and self.val_objects >= 1):
@@ -217,8 +241,10 @@ class Trainer:
         if not self.resumed:
             torch.manual_seed(settings.seed)
         self.model = Reconstructor(settings.decoder).to(self.torch_device)
+        # The fused kernel updates all 26 M parameters in one pass: on 2 CPU cores a step
+        # of it takes 21 ms against 154 ms for the per-tensor loop (a quarter of a step).
         self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=settings.learning_rate, betas=(0.9, 0.999)
+            self.model.parameters(), lr=settings.learning_rate, betas=(0.9, 0.999), fused=True
         )
         self.rng = np.random.default_rng(settings.seed)
         self.step_count = 0
@@ -301,6 +327,10 @@ class Trainer:
                 output, self.neighbours
             )
         return silhouette + regulariser, float(silhouette.detach()), float(regulariser.detach())
+
+    def set_learning_rate(self, rate: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
 
     def step(self) -> tuple[float, float, float]:
         """One Adam step; returns (loss, silhouette term, regulariser term)."""
@@ -407,9 +437,24 @@ def train(
             return True
         return minutes is not None and time.perf_counter() - start >= 60.0 * minutes
 
+    def learning_rate() -> float:
+        base = trainer.settings.learning_rate
+        if trainer.settings.lr_schedule == "constant":
+            return base
+        # The fraction of this call's budget spent: steps or minutes, whichever runs out first.
+        spent = 0.0
+        if iterations is not None:
+            spent = (trainer.step_count - start_step) / max(iterations - start_step, 1)
+        if minutes is not None:
+            spent = max(spent, (time.perf_counter() - start) / (60.0 * minutes))
+        return base * 0.5 * (1.0 + math.cos(math.pi * min(spent, 1.0)))
+
+    last_save, saved_step = time.perf_counter(), None
     try:
         while not done():
             tick = time.perf_counter()
+            rate_now = learning_rate()
+            trainer.set_learning_rate(rate_now)
             loss, silhouette, regulariser = trainer.step()
             rate = images_per_step / max(time.perf_counter() - tick, 1e-9)
             measured = None
@@ -419,6 +464,7 @@ def train(
                 {
                     "step": trainer.step_count,
                     "seconds": f"{offset + time.perf_counter() - start:.2f}",
+                    "lr": f"{rate_now:.3g}",
                     "loss": f"{loss:.6f}",
                     "silhouette": f"{silhouette:.6f}",
                     "regulariser": f"{regulariser:.6f}",
@@ -426,14 +472,17 @@ def train(
                     "val_iou": "" if measured is None else f"{measured:.4f}",
                 }
             )
-            if measured is not None:
+            if measured is not None and (
+                done() or time.perf_counter() - last_save >= SAVE_INTERVAL_S
+            ):
                 trainer.save()
+                last_save, saved_step = time.perf_counter(), trainer.step_count
             if on_step is not None:
                 on_step(StepReport(trainer.step_count, loss, silhouette, measured, rate))
     except KeyboardInterrupt:
         trainer.save()
         raise
-    if trainer.step_count == start_step or trainer.rows[-1]["val_iou"] == "":
+    if saved_step != trainer.step_count:
         trainer.save()
     return TrainOutcome(
         run=trainer.run,
