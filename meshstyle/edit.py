@@ -235,12 +235,52 @@ class _CubeParameters:
         return None
 
 
+class _SizeKept:
+    """Offsets without their mean and uniform-scale part (``keep_size``).
+
+    Left free, a style loss shrinks the object: a uniform shrink of 6 to 8% made most of the
+    shape change in our runs (bench/quality.py), moving the outline everywhere without
+    changing its form. The projection is linear, so its gradient is itself: the optimiser
+    never sees the removed directions.
+    """
+
+    def __init__(self, shape, base: torch.Tensor):
+        self.shape = shape
+        self.centred = base - base.mean(dim=0)
+        self.norm_sq = (self.centred * self.centred).sum().clamp_min(1e-12)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return self.shape.parameters()
+
+    def offsets(self) -> torch.Tensor:
+        return remove_move_and_scale(self.shape.offsets(), self.centred, self.norm_sq)
+
+
+def remove_move_and_scale(
+    offsets: torch.Tensor, centred: torch.Tensor, norm_sq: torch.Tensor
+) -> torch.Tensor:
+    """(V, 3) offsets minus their mean and their projection on the centred vertices.
+
+    Args:
+        offsets: (V, 3).
+        centred: (V, 3) the base vertices minus their mean.
+        norm_sq: scalar ``Σ centred²``.
+    """
+    offsets = offsets - offsets.mean(dim=0)
+    scale = (offsets * centred).sum() / norm_sq
+    return offsets - scale * centred
+
+
 def _shape_parameters(base: torch.Tensor, faces: torch.Tensor, settings: EditSettings):
     if settings.vertex_mode == "raw" or not settings.optimise_vertices:
-        return _RawOffsets(base, settings.optimise_vertices)
-    from meshstyle.smoothshape import SmoothOffsets
+        shape = _RawOffsets(base, settings.optimise_vertices)
+    else:
+        from meshstyle.smoothshape import SmoothOffsets
 
-    return SmoothOffsets(faces.cpu().numpy(), len(base), settings.smoothness, device=base.device)
+        shape = SmoothOffsets(
+            faces.cpu().numpy(), len(base), settings.smoothness, device=base.device
+        )
+    return _SizeKept(shape, base) if settings.keep_size else shape
 
 
 def _texture_parameters(base, faces, colours, objective, settings: EditSettings, face_uvs, image):

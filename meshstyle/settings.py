@@ -71,6 +71,8 @@ class EditSettings:
         vertex_mode: "smooth" (Laplacian-preconditioned offsets, Nicolet et al. 2021) or
             "raw" (the paper's per-vertex offsets).
         smoothness: λ of the smooth mode's (I + λL); larger bends more broadly.
+        keep_size: remove the mean and the uniform-scale part of the vertex offsets every
+            step, so the object keeps its place and size and only its form changes.
         network: feature network: "vgg19", "torchvision-vgg16" or a weights file.
         precision: the feature network's arithmetic: "auto" (bf16 where the CPU or GPU runs
             it fast, else fp32), "fp32" or "bf16"; Gram matrices and losses stay fp32.
@@ -115,6 +117,7 @@ class EditSettings:
     initial_colour: str = "mesh"
     vertex_mode: str = "smooth"
     smoothness: float = 20.0
+    keep_size: bool = False
     network: str = "vgg19"
     precision: str = "auto"
     seed: int = 0

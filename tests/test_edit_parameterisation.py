@@ -80,3 +80,42 @@ def test_every_parameterisation_moves_towards_the_objective(
         assert image[..., 0].mean() > image[..., 1].mean()
     else:
         assert result.texture is None
+
+
+def test_keep_size_removes_the_move_and_the_growth(sphere):
+    """Free offsets change the toy sphere's size (its grey pixels cost more than its
+    coverage earns early on, so it shrinks); with keep_size the offsets keep their mean and
+    uniform-scale part at zero."""
+    from meshstyle.edit import remove_move_and_scale
+
+    vertices, faces = sphere
+    centred = vertices - vertices.mean(dim=0)
+    norm_sq = centred.square().sum()
+    # The projection removes exactly a move and a scaling and keeps what is orthogonal.
+    bump = torch.zeros_like(vertices)
+    bump[0] = centred[0].flip(0)
+    bump = remove_move_and_scale(bump, centred, norm_sq)
+    offsets = torch.tensor([0.1, -0.2, 0.3]) + 0.05 * centred + bump
+    assert torch.allclose(remove_move_and_scale(offsets, centred, norm_sq), bump, atol=1e-6)
+
+    growth = {}
+    for keep in (False, True):
+        settings = resolve_settings(
+            "fast",
+            {
+                "iterations": 6,
+                "image_size": 32,
+                "views": 1,
+                "texture_size": 2,
+                "texture_resolution": 32,
+                "vertex_lr_scale": 0.1,
+                "keep_size": keep,
+            },
+        )
+        colours = torch.full((len(faces), 2, 2, 2, 3), 0.8)
+        result = edit_mesh(vertices, faces, colours, RedObjective(), settings, backend="cpu")
+        moved = result.vertices - vertices
+        growth[keep] = float((moved * centred).sum() / norm_sq)
+        if keep:
+            assert moved.mean(dim=0).abs().max() < 1e-5
+    assert abs(growth[False]) > 1e-3 and abs(growth[True]) < 1e-5, growth

@@ -305,7 +305,6 @@ def write_edit_job(
         "image_size": settings.preview_size,
         "backend": device.backend,
     }
-    before = sheet_frames(vertices, faces, colours, **sheet)
     result = edit_mesh(
         vertices,
         faces,
@@ -318,6 +317,9 @@ def write_edit_job(
         image=normalised.texture,
     )
     check_converged(result, settings)
+    # The "before" pictures are drawn after the run so that the first step comes sooner
+    # (edit_mesh works on copies: vertices and colours are still the input's).
+    before = sheet_frames(vertices, faces, colours, **sheet)
     after = sheet_frames(result.vertices, faces, result.colours, **sheet)
     elevations, azimuths = turntable_angles(settings.turntable_frames, 30.0)
     turntable = render_frames(
