@@ -453,8 +453,8 @@ def train(
     try:
         while not done():
             tick = time.perf_counter()
-            rate_now = learning_rate()
-            trainer.set_learning_rate(rate_now)
+            lr_now = learning_rate()
+            trainer.set_learning_rate(lr_now)
             loss, silhouette, regulariser = trainer.step()
             rate = images_per_step / max(time.perf_counter() - tick, 1e-9)
             measured = None
@@ -464,7 +464,7 @@ def train(
                 {
                     "step": trainer.step_count,
                     "seconds": f"{offset + time.perf_counter() - start:.2f}",
-                    "lr": f"{rate_now:.3g}",
+                    "lr": f"{lr_now:.3g}",
                     "loss": f"{loss:.6f}",
                     "silhouette": f"{silhouette:.6f}",
                     "regulariser": f"{regulariser:.6f}",
