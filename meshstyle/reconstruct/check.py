@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,6 +76,25 @@ def voxel_silhouettes(voxels: np.ndarray, layout: Layout) -> torch.Tensor:
     return out.silhouettes
 
 
+@functools.lru_cache(maxsize=4)
+def _hull_pixels(layout: Layout, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(24, size³) rows and columns of each voxel centre's pixel in each view.
+
+    The same for every object of a layout, so computed once (the projection of 32768
+    points into 24 views costs more than looking up one object's masks).
+    """
+    from meshstyle.reconstruct.voxelize import voxel_centres
+
+    centres = voxel_centres(size, layout.voxel_extent)
+    x, y, z = np.meshgrid(centres, centres, centres, indexing="ij")
+    points = torch.from_numpy(np.stack([x, y, z], -1).reshape(-1, 3).astype(np.float32))
+    ndc = layout.cameras(np.arange(VIEWS)).transform(points).numpy()  # (24, P, 3)
+    # NDC x = -1 is the left edge of column 0; NDC y = +1 the top edge of row 0.
+    column = np.clip(((ndc[..., 0] + 1) * 0.5 * IMAGE_SIZE).astype(np.int64), 0, IMAGE_SIZE - 1)
+    row = np.clip(((1 - ndc[..., 1]) * 0.5 * IMAGE_SIZE).astype(np.int64), 0, IMAGE_SIZE - 1)
+    return row, column
+
+
 def visual_hull(alpha: np.ndarray, layout: Layout, size: int = 32) -> np.ndarray:
     """The voxels whose centres project inside every mask.
 
@@ -86,15 +106,7 @@ def visual_hull(alpha: np.ndarray, layout: Layout, size: int = 32) -> np.ndarray
     Returns:
         (size, size, size) bool in our index order ([x, y, z], +y up).
     """
-    from meshstyle.reconstruct.voxelize import voxel_centres
-
-    centres = voxel_centres(size, layout.voxel_extent)
-    x, y, z = np.meshgrid(centres, centres, centres, indexing="ij")
-    points = torch.from_numpy(np.stack([x, y, z], -1).reshape(-1, 3).astype(np.float32))
-    ndc = layout.cameras(np.arange(VIEWS)).transform(points).numpy()  # (24, P, 3)
-    # NDC x = -1 is the left edge of column 0; NDC y = +1 the top edge of row 0.
-    column = np.clip(((ndc[..., 0] + 1) * 0.5 * IMAGE_SIZE).astype(np.int64), 0, IMAGE_SIZE - 1)
-    row = np.clip(((1 - ndc[..., 1]) * 0.5 * IMAGE_SIZE).astype(np.int64), 0, IMAGE_SIZE - 1)
+    row, column = _hull_pixels(layout, size)
     inside = np.asarray(alpha) > 0
     views = np.arange(VIEWS)[:, None]
     return inside[views, row, column].all(0).reshape(size, size, size)
