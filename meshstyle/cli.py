@@ -357,6 +357,12 @@ _EDIT_KEYS = (
     default=None,
     help="Weight of the colour smoothness inside the silhouette.",
 )
+@click.option(
+    "--colour-weight",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Weight of the match between the rendered colours and the painting's (0: off).",
+)
 @edit_options("<mesh>__<style>", "fast")
 @click.pass_context
 def stylize(ctx: click.Context, inputs, styles, **opts) -> None:
@@ -372,7 +378,7 @@ def stylize(ctx: click.Context, inputs, styles, **opts) -> None:
         raise click.UsageError("no mesh given (MESH files, folders or globs)")
     if not images:
         raise click.UsageError("no style image given (a .jpg/.png file, or --style FILE)")
-    keys = _EDIT_KEYS + ("style_weight", "content_weight", "tv_weight")
+    keys = _EDIT_KEYS + ("style_weight", "content_weight", "tv_weight", "colour_weight")
     _run_edit(ctx, "stylize", meshes, images, opts, {k: opts[k] for k in keys})
 
 

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "colour_distribution_loss",
     "content_loss",
     "deepdream_objective",
     "downsample_mask",
@@ -183,6 +184,59 @@ def tv_loss(images: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     down_mask = inside[:, :, 1:, :] * inside[:, :, :-1, :]
     right_mask = inside[:, :, :, 1:] * inside[:, :, :, :-1]
     return ((down * down_mask).sum() + (right * right_mask).sum()) / b
+
+
+def colour_distribution_loss(
+    images: torch.Tensor,
+    alpha: torch.Tensor,
+    target_pixels: torch.Tensor,
+    directions: torch.Tensor,
+) -> torch.Tensor:
+    """Sliced optimal-transport distance between the rendered colours and a painting's.
+
+    The Gram loss describes texture but pins the colour distribution only loosely: on dark,
+    high-contrast paintings the results came out darker and flatter than the painting. This
+    term compares the colours themselves, as a histogram loss does (Risser et al. 2017): the
+    colours of the pixels fully inside the silhouette (``alpha == 1``, detached) and the
+    painting's pixels are projected on each direction, sorted, and the sorted projections
+    compared at the same quantiles: ``mean_k mean_i (sort(P d_k)_i − Q_k((i + ½)/N))²``
+    (``Q_k`` the painting's empirical quantile function along ``d_k``),
+    the squared Wasserstein-2 distance of the 1D projections averaged over directions.
+
+    Args:
+        images: (B, 3, H, W) rendered colours in [0, 1].
+        alpha: (B, H, W) coverage.
+        target_pixels: (M, 3) painting colours, M >= 1.
+        directions: (3, K) unit directions.
+
+    Returns:
+        Scalar loss; 0 (with a gradient of zeros) when no pixel is fully inside.
+    """
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must have shape (B, 3, H, W); got {tuple(images.shape)}")
+    b, _, h, w = images.shape
+    if tuple(alpha.shape) != (b, h, w):
+        raise ValueError(f"alpha must have shape ({b}, {h}, {w}); got {tuple(alpha.shape)}")
+    if target_pixels.dim() != 2 or target_pixels.shape[1] != 3 or target_pixels.shape[0] < 1:
+        raise ValueError(
+            f"target_pixels must have shape (M, 3) with M >= 1; got {tuple(target_pixels.shape)}"
+        )
+    if directions.dim() != 2 or directions.shape[0] != 3:
+        raise ValueError(f"directions must have shape (3, K); got {tuple(directions.shape)}")
+    inside = alpha.detach() == 1  # (B, H, W)
+    pixels = images.float().permute(0, 2, 3, 1)[inside]  # (N, 3)
+    n = pixels.shape[0]
+    if n == 0:
+        return images.sum() * 0.0
+    d = directions.to(pixels)
+    ours = torch.sort(pixels @ d, dim=0).values  # (N, K)
+    theirs = torch.sort(target_pixels.to(pixels) @ d, dim=0).values  # (M, K)
+    # The painting's quantile function at the N mid-ranks (nearest rank: exact when one
+    # count divides the other, and never blends two distant colours into one between them).
+    m = theirs.shape[0]
+    rank = ((torch.arange(n, dtype=torch.float64) + 0.5) * (m / n)).long().clamp_max(m - 1)
+    quantiles = theirs[rank.to(theirs.device)]
+    return (ours - quantiles).square().mean()
 
 
 def deepdream_objective(features: torch.Tensor, channel: int | None = None) -> torch.Tensor:

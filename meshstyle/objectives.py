@@ -16,6 +16,10 @@ from meshstyle.settings import EditSettings
 from meshstyle.shading import Lights
 from meshstyle.views import backgrounds, tilted_lights
 
+# Projection directions per step of the colour term: 16 random directions already pin a 3D
+# colour distribution closely; more cost sorting time for no visible change.
+COLOUR_DIRECTIONS = 16
+
 
 @dataclass(frozen=True)
 class LossParts:
@@ -31,7 +35,8 @@ class LossParts:
 
 
 class StyleObjective:
-    """style·Σ‖G − G_style‖² + content·Σ(v − v₀)² + tv·TV, as in the paper (see
+    """style·Σ‖G − G_style‖² + content·Σ(v − v₀)² + tv·TV, as in the paper, plus
+    colour·SW₂(rendered colours, painting's colours) when ``colour_weight`` > 0 (see
     docs/architecture.md, section 8).
 
     Args:
@@ -49,6 +54,10 @@ class StyleObjective:
         self.network = network
         self.settings = settings
         self.style_mean = mean_colour(style_image)
+        self.style_pixels = style_image.detach().float().reshape(3, -1).T.contiguous()
+        # Fresh projection directions every step (seeded, so runs repeat) cover colour
+        # space without favouring a fixed few.
+        self.directions = torch.Generator().manual_seed(settings.seed)
         with torch.no_grad():
             self.target_grams = style_grams(network, style_image[None], settings.style_layers)
 
@@ -70,22 +79,29 @@ class StyleObjective:
         base_vertices: torch.Tensor,
     ) -> LossParts:
         """Weighted loss of one step from its features and renders."""
-        from meshstyle.losses import content_loss, style_loss, tv_loss
+        from meshstyle.losses import colour_distribution_loss, content_loss, style_loss, tv_loss
 
         s = self.settings
         style = s.style_weight * style_loss(features, self.target_grams, silhouettes)
         content = s.content_weight * content_loss(vertices, base_vertices)
         tv = s.tv_weight * tv_loss(images, silhouettes)
         total = style + content + tv
-        return LossParts(
-            total,
-            {
-                "loss": float(total.detach()),
-                "style": float(style.detach()),
-                "content": float(content.detach()),
-                "tv": float(tv.detach()),
-            },
-        )
+        parts = {
+            "loss": 0.0,
+            "style": float(style.detach()),
+            "content": float(content.detach()),
+            "tv": float(tv.detach()),
+        }
+        if s.colour_weight > 0:
+            d = torch.randn(3, COLOUR_DIRECTIONS, generator=self.directions)
+            d = d / torch.linalg.vector_norm(d, dim=0, keepdim=True)
+            colour = s.colour_weight * colour_distribution_loss(
+                images, silhouettes, self.style_pixels, d
+            )
+            total = total + colour
+            parts["colour"] = float(colour.detach())
+        parts["loss"] = float(total.detach())
+        return LossParts(total, parts)
 
 
 class DreamObjective:

@@ -42,6 +42,8 @@ class EditSettings:
         style_weight: weight of the Gram style loss.
         content_weight: weight of Σ(v − v₀)².
         tv_weight: weight of the total-variation loss inside the silhouette.
+        colour_weight: weight of the sliced optimal-transport distance between the rendered
+            colours and the style image's (stylize; 0 turns it off, the paper's loss).
         style_layers: feature layers whose Gram matrices are matched.
         style_image_size: the style image is resized to this (shorter side) before its Grams.
         layer: DeepDream layer.
@@ -94,6 +96,7 @@ class EditSettings:
     style_weight: float = 1.0
     content_weight: float = 2e9
     tv_weight: float = 1e5
+    colour_weight: float = 0.0
     style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
     style_image_size: int = 224
     layer: str = "conv4_3"
@@ -190,6 +193,7 @@ class EditSettings:
             "style_weight",
             "content_weight",
             "tv_weight",
+            "colour_weight",
             "edge_weight",
             "smoothness",
         ):

@@ -9,6 +9,7 @@ import torch
 
 from meshstyle.features import load_feature_network
 from meshstyle.losses import (
+    colour_distribution_loss,
     content_loss,
     deepdream_objective,
     downsample_mask,
@@ -158,6 +159,59 @@ def test_tv_loss_matches_a_loop_and_does_not_touch_alpha():
     torch.testing.assert_close(loss, expected / 2)
     loss.backward()
     assert alpha.grad is None
+
+
+def _image_of(colours: list[list[float]]) -> torch.Tensor:
+    """(1, 3, 1, N) image whose pixels are the given RGB colours."""
+    return torch.tensor(colours).T.reshape(1, 3, 1, -1)
+
+
+def test_colour_distribution_loss_by_hand():
+    red, blue = [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]
+    axes = torch.eye(3)
+    # Same colours in another order: the same distribution, whatever the directions.
+    image = _image_of([red, blue, red, blue])
+    target = torch.tensor([blue, red])
+    assert colour_distribution_loss(image, torch.ones(1, 1, 4), target, axes).item() == 0.0
+    # All red against half red, half blue: along R the sorted values (1, 1, 1, 1) meet the
+    # quantiles (0, 0, 1, 1), along B (0, 0, 0, 0) meet (0, 0, 1, 1), along G nothing differs.
+    image = _image_of([red, red, red, red])
+    loss = colour_distribution_loss(image, torch.ones(1, 1, 4), target, axes)
+    assert loss.item() == pytest.approx((2 + 2) / (4 * 3))
+
+
+def test_colour_distribution_loss_takes_quantiles_and_masks():
+    # One pixel against targets 0, 0.5 and 1 along one direction: its quantile is the median.
+    image = _image_of([[0.0, 0.0, 0.0], [9.0, 9.0, 9.0]])
+    target = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.5, 0.0, 0.0]])
+    direction = torch.tensor([[1.0], [0.0], [0.0]])
+    alpha = torch.tensor([[[1.0, 0.5]]])  # the second pixel is on the outline: ignored
+    loss = colour_distribution_loss(image, alpha, target, direction)
+    assert loss.item() == pytest.approx(0.25)
+
+
+def test_colour_distribution_loss_pulls_colours_toward_the_target():
+    torch.manual_seed(0)
+    image = torch.full((2, 3, 4, 4), 0.5, requires_grad=True)
+    alpha = torch.ones(2, 4, 4, requires_grad=True)
+    target = torch.tensor([[0.1, 0.2, 0.3]]).repeat(10, 1)
+    directions = torch.nn.functional.normalize(torch.randn(3, 16), dim=0)
+    loss = colour_distribution_loss(image, alpha, target, directions)
+    loss.backward()
+    step = -image.grad[0, :, 0, 0]
+    # Every pixel moves toward the target colour, and the coverage gets no gradient.
+    assert torch.all(step * (torch.tensor([0.1, 0.2, 0.3]) - 0.5) > 0)
+    assert alpha.grad is None
+
+
+def test_colour_distribution_loss_without_inside_pixels_is_zero():
+    image = torch.rand(1, 3, 2, 2, requires_grad=True)
+    loss = colour_distribution_loss(image, torch.zeros(1, 2, 2), torch.rand(5, 3), torch.eye(3))
+    loss.backward()
+    assert loss.item() == 0.0
+    assert torch.all(image.grad == 0)
+    with pytest.raises(ValueError, match="target_pixels"):
+        colour_distribution_loss(image, torch.ones(1, 2, 2), torch.rand(0, 3), torch.eye(3))
 
 
 def test_deepdream_objective_with_and_without_channel():
