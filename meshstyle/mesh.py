@@ -256,8 +256,14 @@ def load_mesh(path: str | os.PathLike, *, max_faces: int | None = None) -> Mesh:
     path = Path(path)
     label = str(path)
     _check_file(path, label)
+    plain = _plain_obj(path) if path.suffix.lower() == ".obj" else None
     try:
-        scene = _read_scene(path, label)
+        if plain is not None:
+            # Geometry only: the plain reading gives what trimesh would, without its import
+            # (about half a second of every start).
+            scene = None
+        else:
+            scene = _read_scene(path, label)
     except _NotText:
         raise
     except MeshError:
@@ -268,7 +274,7 @@ def load_mesh(path: str | os.PathLike, *, max_faces: int | None = None) -> Mesh:
             raise
         parts, points = [fallback], False
     else:
-        parts, points = _collect_parts(scene, label)
+        parts, points = ([plain], False) if plain is not None else _collect_parts(scene, label)
     if not parts:
         if points:
             raise MeshError(f"{label}: mesh has no faces (a point cloud?)")
@@ -484,6 +490,41 @@ class _TextResolver:
 
     def __getattr__(self, name: str):
         return getattr(self._inner, name)
+
+
+# OBJ statements the plain reading handles exactly as trimesh does: everything but faces and
+# positions is either ignored by both (normals, smoothing groups, comments) or absent.
+_PLAIN_OBJ_KEYS = frozenset(("v", "vn", "f", "s", "o", "g"))
+
+
+def _plain_obj(path: Path) -> _Part | None:
+    """The geometry of an OBJ file that holds only positions and faces, else None.
+
+    A file qualifies when every statement is ``v x y z``, ``vn``, ``f``, ``s`` or one ``o``
+    or ``g`` name, with no materials, texture coordinates, vertex colours, line joins or
+    binary data: then trimesh would read exactly the positions and fan-triangulated faces
+    that :func:`_read_obj_geometry` reads. Anything else (or an unreadable file) is left to
+    the full reader and its messages.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if b"\x00" in data or b"\\" in data:
+        return None
+    names = 0
+    for line in data.splitlines():
+        fields = line.split(maxsplit=4)
+        if not fields or fields[0].startswith(b"#"):
+            continue
+        key = fields[0].decode("latin-1")
+        if key not in _PLAIN_OBJ_KEYS or (key == "v" and len(fields) != 4):
+            return None
+        if key in ("o", "g"):
+            names += 1
+            if names > 1:
+                return None
+    return _read_obj_geometry(path)
 
 
 def _read_obj_geometry(path: Path) -> _Part | None:

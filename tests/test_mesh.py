@@ -525,3 +525,53 @@ def test_decimate_without_the_package_says_how_to_install(mesh_path, monkeypatch
     mesh = load_mesh(mesh_path("knot"))
     with pytest.raises(MeshError, match="pip install fast-simplification"):
         decimate(mesh, 1000)
+
+
+def _load_without_plain_path(path: Path, monkeypatch) -> Mesh:
+    import meshstyle.mesh as module
+
+    with monkeypatch.context() as patch:
+        patch.setattr(module, "_plain_obj", lambda path: None)
+        return load_mesh(path)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        trimesh.creation.icosphere(subdivisions=2),
+        trimesh.creation.torus(1.0, 0.3),
+        trimesh.creation.box(),
+    ],
+)
+def test_plain_obj_reads_what_trimesh_reads(tmp_path, monkeypatch, shape):
+    # Geometry-only OBJ files skip trimesh (its import is half a second of every start);
+    # the result must be the mesh the full reader gives.
+    from meshstyle.mesh import _plain_obj
+
+    path = tmp_path / "shape.obj"
+    normals = "".join("vn {} {} {}\n".format(*n.tolist()) for n in shape.vertex_normals)
+    body = "".join("v {!r} {!r} {!r}\n".format(*v.tolist()) for v in shape.vertices)
+    faces = "".join(
+        f"f {a + 1}//{a + 1} {b + 1}//{b + 1} {c + 1}//{c + 1}\n" for a, b, c in shape.faces
+    )
+    path.write_text(f"# a comment\no shape\n{body}{normals}s 1\n{faces}")
+    assert _plain_obj(path) is not None
+    plain = load_mesh(path)
+    full = _load_without_plain_path(path, monkeypatch)
+    np.testing.assert_array_equal(plain.vertices, full.vertices)
+    np.testing.assert_array_equal(plain.faces, full.faces)
+    assert plain.face_uvs is None and full.face_uvs is None
+
+
+@pytest.mark.parametrize(
+    "extra",
+    ["vt 0 0\n", "mtllib box.mtl\n", "usemtl red\n", "o a\no b\n", "l 1 2\n", "v 0 0 0 1 0 0\n"],
+)
+def test_obj_with_more_than_geometry_takes_the_full_reader(tmp_path, extra):
+    from meshstyle.mesh import _plain_obj
+
+    path = tmp_path / "box.obj"
+    trimesh.creation.box().export(path)
+    path.write_text(extra + path.read_text())
+    assert _plain_obj(path) is None
+    assert len(load_mesh(path).faces) == 12
