@@ -94,9 +94,23 @@ def sliced_wasserstein(a: np.ndarray, b: np.ndarray, directions: int = PALETTE_D
     d /= np.linalg.norm(d, axis=0, keepdims=True)
     n = min(len(a), len(b))
     q = (np.arange(n) + 0.5) / n
-    pa = np.quantile(a @ d, q, axis=0)
-    pb = np.quantile(b @ d, q, axis=0)
+    pa = _quantiles(a @ d, q)
+    pb = _quantiles(b @ d, q)
     return float(np.abs(pa - pb).mean())
+
+
+def _quantiles(values: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``np.quantile(values, q, axis=0)`` (its default linear method) from one sort.
+
+    np.quantile partitions once per requested quantile: with 10 000 of them it took about
+    40 s a job; sorting once gives the same numbers in milliseconds.
+    """
+    ordered = np.sort(values, axis=0)
+    h = q * (len(ordered) - 1)
+    low = np.floor(h).astype(np.int64)
+    high = np.minimum(low + 1, len(ordered) - 1)
+    t = (h - low)[:, None]
+    return ordered[low] + t * (ordered[high] - ordered[low])
 
 
 def painting_pixels(path: Path) -> np.ndarray:
