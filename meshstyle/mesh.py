@@ -524,37 +524,44 @@ def _plain_obj(path: Path) -> _Part | None:
             names += 1
             if names > 1:
                 return None
-    return _read_obj_geometry(path)
+    # Lines split as open() splits them (str.splitlines would also split at \x85 and others).
+    return _obj_geometry(io.StringIO(data.decode("latin-1"), newline=None))
 
 
 def _read_obj_geometry(path: Path) -> _Part | None:
     """Vertices and fan-triangulated faces of an OBJ file, ignoring everything else.
 
-    Returns None when the file yields no face at all. Indices are not range-checked here.
+    Returns None when the file cannot be read or yields no face at all. Indices are not
+    range-checked here.
     """
-    vertices: list[list[float]] = []
-    faces: list[tuple[int, int, int]] = []
     try:
         with open(path, encoding="latin-1") as fh:
-            for line in fh:
-                fields = line.split()
-                if not fields:
-                    continue
-                if fields[0] == "v" and len(fields) >= 4:
-                    try:
-                        vertices.append([float(x) for x in fields[1:4]])
-                    except ValueError:
-                        vertices.append([math.nan] * 3)
-                elif fields[0] == "f" and len(fields) >= 4:
-                    try:
-                        ids = [int(field.split("/")[0]) for field in fields[1:]]
-                    except ValueError:
-                        continue
-                    # OBJ indices are 1-based; negative ones count back from the last vertex
-                    ids = [i - 1 if i > 0 else len(vertices) + i for i in ids]
-                    faces.extend((ids[0], ids[k], ids[k + 1]) for k in range(1, len(ids) - 1))
+            return _obj_geometry(fh)
     except OSError:
         return None
+
+
+def _obj_geometry(lines) -> _Part | None:
+    """:func:`_read_obj_geometry` of an iterable of text lines."""
+    vertices: list[list[float]] = []
+    faces: list[tuple[int, int, int]] = []
+    for line in lines:
+        fields = line.split()
+        if not fields:
+            continue
+        if fields[0] == "v" and len(fields) >= 4:
+            try:
+                vertices.append([float(x) for x in fields[1:4]])
+            except ValueError:
+                vertices.append([math.nan] * 3)
+        elif fields[0] == "f" and len(fields) >= 4:
+            try:
+                ids = [int(field.split("/")[0]) for field in fields[1:]]
+            except ValueError:
+                continue
+            # OBJ indices are 1-based; negative ones count back from the last vertex
+            ids = [i - 1 if i > 0 else len(vertices) + i for i in ids]
+            faces.extend((ids[0], ids[k], ids[k + 1]) for k in range(1, len(ids) - 1))
     if not faces:
         return None
     return _Part(
