@@ -256,14 +256,11 @@ def load_mesh(path: str | os.PathLike, *, max_faces: int | None = None) -> Mesh:
     path = Path(path)
     label = str(path)
     _check_file(path, label)
+    # Geometry only: the plain reading gives what trimesh would, without its import (about
+    # half a second of every start).
     plain = _plain_obj(path) if path.suffix.lower() == ".obj" else None
     try:
-        if plain is not None:
-            # Geometry only: the plain reading gives what trimesh would, without its import
-            # (about half a second of every start).
-            scene = None
-        else:
-            scene = _read_scene(path, label)
+        scene = None if plain is not None else _read_scene(path, label)
     except _NotText:
         raise
     except MeshError:

@@ -85,22 +85,16 @@ class StyleObjective:
         style = s.style_weight * style_loss(features, self.target_grams, silhouettes)
         content = s.content_weight * content_loss(vertices, base_vertices)
         tv = s.tv_weight * tv_loss(images, silhouettes)
-        total = style + content + tv
-        parts = {
-            "loss": 0.0,
-            "style": float(style.detach()),
-            "content": float(content.detach()),
-            "tv": float(tv.detach()),
-        }
+        terms = {"style": style, "content": content, "tv": tv}
         if s.colour_weight > 0:
             d = torch.randn(3, COLOUR_DIRECTIONS, generator=self.directions)
             d = d / torch.linalg.vector_norm(d, dim=0, keepdim=True)
-            colour = s.colour_weight * colour_distribution_loss(
+            terms["colour"] = s.colour_weight * colour_distribution_loss(
                 images, silhouettes, self.style_pixels, d
             )
-            total = total + colour
-            parts["colour"] = float(colour.detach())
-        parts["loss"] = float(total.detach())
+        total = sum(terms.values())
+        parts = {"loss": float(total.detach())}
+        parts.update({name: float(term.detach()) for name, term in terms.items()})
         return LossParts(total, parts)
 
 
