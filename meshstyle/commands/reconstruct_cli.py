@@ -128,6 +128,12 @@ def predict(images, model_dir, output, overwrite, device, threads) -> None:
     help="cosine: anneal the rate to 0 over this call's --iterations or --minutes "
     "(constant: the original's).",
 )
+@click.option(
+    "--batch-norm/--no-batch-norm",
+    default=True,
+    show_default=True,
+    help="Batch-normalise the encoder's convolutions (the original has none).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--eval-every", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option(
@@ -149,6 +155,7 @@ def train(
     batch_size,
     lr,
     lr_schedule,
+    batch_norm,
     seed,
     eval_every,
     layout,
@@ -170,6 +177,7 @@ def train(
         batch_size=batch_size,
         learning_rate=lr,
         lr_schedule=lr_schedule,
+        batch_norm=batch_norm,
         seed=seed,
         eval_every=eval_every,
     )

@@ -74,6 +74,8 @@ class TrainSettings:
         lr_schedule: "constant" (the original), or "cosine": each ``train`` call anneals the
             step size from ``learning_rate`` to 0 over its own budget of steps or minutes
             (a resumed run starts a new annealing from the full rate).
+        batch_norm: batch-normalise the encoder's convolutions (see
+            :class:`~meshstyle.reconstruct.model.Encoder`; the original has none).
         flatten_weight: weight of the dihedral-angle smoothness loss (mesh decoder).
         laplacian_weight: weight of the uniform Laplacian loss (mesh decoder).
         seed: seeds the weights and the batches.
@@ -89,6 +91,7 @@ class TrainSettings:
     batch_size: int = 64
     learning_rate: float = 1e-4
     lr_schedule: str = "constant"
+    batch_norm: bool = True
     flatten_weight: float = 5e-4
     laplacian_weight: float = 5e-3
     seed: int = 0
@@ -124,6 +127,8 @@ class TrainSettings:
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["classes"] = tuple(kwargs.get("classes", ()))
+        # Runs written before the setting existed had an encoder without batch norm.
+        kwargs.setdefault("batch_norm", False)
         return cls(**kwargs)
 
 
@@ -186,7 +191,7 @@ def load_model(run: str | Path, device: str = "cpu") -> tuple[Reconstructor, dic
         settings = TrainSettings.from_json(config["settings"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{config_path}: not a reconstruct run config ({exc})") from None
-    model = Reconstructor(settings.decoder)
+    model = Reconstructor(settings.decoder, settings.batch_norm)
     try:
         state = torch.load(model_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
@@ -240,7 +245,7 @@ class Trainer:
         self.val_split: Split = load_split(data, "val", layout, list(self.train_split.classes))
         if not self.resumed:
             torch.manual_seed(settings.seed)
-        self.model = Reconstructor(settings.decoder).to(self.torch_device)
+        self.model = Reconstructor(settings.decoder, settings.batch_norm).to(self.torch_device)
         # The fused kernel updates all 26 M parameters in one pass: on 2 CPU cores a step
         # of it takes 21 ms against 154 ms for the per-tensor loop (a quarter of a step).
         self.optimizer = torch.optim.Adam(
