@@ -11,6 +11,8 @@ Measures, on a small procedural data set made in a temporary folder (or on --dat
 - ``eval``: reconstruct-and-voxelise throughput (images/s).
 
 Timings on a shared machine are inflated by other work: compare steps/s from one run only.
+The process keeps freed memory as the ``meshstyle reconstruct`` commands do
+(:func:`meshstyle.runtime.retain_freed_memory`); ``--return-memory`` measures without.
 
 Usage: python bench/reconstruct.py [--batch-size B] [--steps N] [--device cpu|cuda] [--data DIR]
 """
@@ -50,7 +52,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--data", type=Path, default=None, help="an existing data folder")
+    parser.add_argument(
+        "--return-memory", action="store_true", help="glibc's default: unmap large frees"
+    )
     args = parser.parse_args()
+    if not args.return_memory:
+        from meshstyle.runtime import retain_freed_memory
+
+        retain_freed_memory()
 
     import torch
 
@@ -69,6 +78,7 @@ def main() -> None:
         "device": args.device,
         "batch_size": args.batch_size,
         "steps_timed": args.steps,
+        "freed_memory_kept": not args.return_memory,
     }
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data

@@ -27,6 +27,39 @@ def configure_threads(threads: int | None) -> int:
     return numba.get_num_threads()
 
 
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def retain_freed_memory(limit: int = 1 << 30) -> bool:
+    """Serve allocations up to ``limit`` bytes from the heap and keep what is freed (glibc).
+
+    By default glibc maps every allocation over 32 MB afresh and unmaps it when it is freed,
+    so a training step that frees and allocates the same large tensors again (the 64 MB
+    gradient of the reconstruction encoder's first fully connected layer) pays for fresh
+    zeroed pages, a page fault every 4 KB, on every step. With this a reconstruction training
+    step on two cores took 418 ms instead of 526 ms (blocks of steps alternating in one
+    process). The price: the process keeps its peak heap instead of returning it. A stylize
+    run was not faster with it, so only the reconstruction commands ask for it.
+
+    Args:
+        limit: the largest allocation served from the heap, and how much freed memory may
+            stay with the process, in bytes (at most 2**31 - 1: mallopt takes a C int).
+
+    Returns:
+        Whether the C library took the settings (False where it is not glibc).
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    return bool(mallopt(_M_MMAP_THRESHOLD, limit)) and bool(mallopt(_M_TRIM_THRESHOLD, limit))
+
+
 def cuda_simulator_enabled() -> bool:
     return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
 

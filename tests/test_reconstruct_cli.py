@@ -98,6 +98,46 @@ def test_train_writes_the_run(trained):
     assert Image.open(model / "curves.png").size[0] > 100
 
 
+def test_train_options_for_the_encoder_and_regularisers(trained, tmp_path):
+    data, _ = trained
+    normed, weighted = tmp_path / "normed", tmp_path / "weighted"
+    result = run(
+        "train", data, "-o", normed, "--iterations", 1, "--batch-size", 2, "-q", "--batch-norm"
+    )
+    assert result.exit_code == 0, result.output
+    result = run(
+        "train",
+        data,
+        "-o",
+        weighted,
+        "--iterations",
+        1,
+        "--batch-size",
+        2,
+        "-q",
+        "--flatten-weight",
+        0,
+        "--laplacian-weight",
+        1e-3,
+    )
+    assert result.exit_code == 0, result.output
+    given = json.loads((weighted / "config.json").read_text())["settings"]
+    assert given["batch_norm"] is False
+    assert (given["flatten_weight"], given["laplacian_weight"]) == (0, 1e-3)
+    defaults = json.loads((normed / "config.json").read_text())["settings"]
+    assert defaults["batch_norm"] is True
+    assert (defaults["flatten_weight"], defaults["laplacian_weight"]) == (5e-4, 5e-3)
+
+    def has_norms(run_folder):
+        state = torch.load(run_folder / "model.pt", weights_only=True)
+        return any("running_mean" in key for key in state)
+
+    assert has_norms(normed) and not has_norms(weighted)
+    for run_folder in (normed, weighted):
+        scored = run("eval", data, "--model", run_folder, "--json")
+        assert scored.exit_code == 0, scored.output
+
+
 def test_eval_prints_json_per_class(trained, tmp_path):
     data, model = trained
     out = tmp_path / "iou.json"

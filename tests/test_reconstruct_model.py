@@ -86,9 +86,8 @@ def test_voxel_projection_matches_the_rendered_masks():
 
 @pytest.mark.parametrize("decoder", ["mesh", "voxel"])
 def test_training_steps_reduce_the_loss_on_a_fixed_batch(tiny_data, tmp_path, decoder):
-    # The mesh decoder's vertices move far with every step of Adam, more so behind a
-    # batch-normalised encoder: on one fixed batch of 4, 1e-4 overshoots within 6 steps.
-    rate = {"mesh": 3e-5, "voxel": 1e-3}[decoder]
+    # The mesh decoder's vertices move far with every step of Adam: 1e-3 crumples the mesh.
+    rate = {"mesh": 1e-4, "voxel": 1e-3}[decoder]
     settings = TrainSettings(decoder=decoder, batch_size=4, learning_rate=rate, seed=0)
     trainer = Trainer(tiny_data, tmp_path / "run", settings)
     objects, views = np.array([0, 1, 2, 3]), np.array([0, 5, 10, 20])
@@ -101,7 +100,7 @@ def test_training_steps_reduce_the_loss_on_a_fixed_batch(tiny_data, tmp_path, de
         trainer.optimizer.step()
     with torch.no_grad():
         after = float(trainer.loss(objects, views, (views + 7) % 24)[0])
-    assert after < before - 0.005, (before, after)
+    assert after < before - 0.01, (before, after)
 
 
 def test_resume_continues_the_run(tiny_data, tmp_path):
@@ -150,3 +149,25 @@ def test_cosine_schedule_anneals_over_the_call_and_restarts_on_resume(tiny_data,
     assert np.allclose(rates, expected, rtol=1e-2), rates
     with pytest.raises(ValueError, match="lr_schedule"):
         TrainSettings(lr_schedule="linear")
+
+
+def test_encoder_batch_norm_is_a_setting():
+    def norms(model):
+        return [m for m in model.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+
+    assert [n.num_features for n in norms(Reconstructor("mesh", batch_norm=True))] == [64, 128, 256]
+    assert norms(Reconstructor("voxel")) == []
+    # Evaluation normalises with the running statistics: one image alone gives the same
+    # output as inside a batch.
+    torch.manual_seed(0)
+    model = Reconstructor("mesh", batch_norm=True).eval()
+    images = torch.rand(3, 4, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model(images)[:1], model(images[:1]), atol=1e-5)
+
+
+def test_settings_round_trip_batch_norm():
+    assert not TrainSettings().batch_norm
+    old = {"decoder": "mesh", "batch_size": 16, "classes": ["lamp"]}
+    assert not TrainSettings.from_json(old).batch_norm
+    assert TrainSettings.from_json(TrainSettings(batch_norm=True).to_json()).batch_norm

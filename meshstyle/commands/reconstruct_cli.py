@@ -19,7 +19,10 @@ _DEVICES = click.Choice(["auto", "cpu", "cuda"])
 def _runtime(device: str, threads: int | None):
     # Imported here: meshstyle.cli imports this module while it is being built.
     from meshstyle.cli import _setup_runtime
+    from meshstyle.runtime import retain_freed_memory
 
+    # Training frees and allocates the same large tensors every step (see the docstring).
+    retain_freed_memory()
     return _setup_runtime(device, threads)
 
 
@@ -130,9 +133,21 @@ def predict(images, model_dir, output, overwrite, device, threads) -> None:
 )
 @click.option(
     "--batch-norm/--no-batch-norm",
-    default=True,
+    default=False,
     show_default=True,
-    help="Batch-normalise the encoder's convolutions (the original has none).",
+    help="Batch-normalise the encoder's convolutions (as SoftRas's port; the original has none).",
+)
+@click.option(
+    "--flatten-weight",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Weight of the flatten (dihedral angle) regulariser, mesh decoder (default 5e-4).",
+)
+@click.option(
+    "--laplacian-weight",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Weight of the Laplacian regulariser, mesh decoder (default 5e-3).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--eval-every", type=click.IntRange(min=1), default=50, show_default=True)
@@ -156,6 +171,8 @@ def train(
     lr,
     lr_schedule,
     batch_norm,
+    flatten_weight,
+    laplacian_weight,
     seed,
     eval_every,
     layout,
@@ -170,7 +187,17 @@ def train(
 
     if iterations is None and minutes is None:
         iterations = 1000
+    # Weights not given keep TrainSettings' defaults.
+    weights = {
+        name: value
+        for name, value in (
+            ("flatten_weight", flatten_weight),
+            ("laplacian_weight", laplacian_weight),
+        )
+        if value is not None
+    }
     settings = TrainSettings(
+        **weights,
         decoder=decoder,
         layout=layout,
         classes=tuple(_class_list(classes) or ()),

@@ -91,7 +91,7 @@ class TrainSettings:
     batch_size: int = 64
     learning_rate: float = 1e-4
     lr_schedule: str = "constant"
-    batch_norm: bool = True
+    batch_norm: bool = False
     flatten_weight: float = 5e-4
     laplacian_weight: float = 5e-3
     seed: int = 0
@@ -127,8 +127,6 @@ class TrainSettings:
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["classes"] = tuple(kwargs.get("classes", ()))
-        # Runs written before the setting existed had an encoder without batch norm.
-        kwargs.setdefault("batch_norm", False)
         return cls(**kwargs)
 
 
