@@ -9,9 +9,9 @@ import sys
 import pytest
 
 # In a child process: page faults of allocating, writing and freeing a 64 MB block with
-# malloc, after a first time. (Tensors see the same; numpy asks for huge pages, and torch
-# aligns its blocks, which splits them: the training step's gain is measured in
-# bench/reconstruct.py.)
+# malloc, after a first time. Plain malloc, because numpy asks for huge pages (few faults
+# either way) and a 64 MB torch tensor was reused without faults on some cycles only; the
+# training step's gain is measured by bench/reconstruct.py (--return-memory for without).
 _FAULTS = """
 import ctypes, resource, sys
 from meshstyle.runtime import retain_freed_memory
