@@ -187,17 +187,12 @@ def train(
 
     if iterations is None and minutes is None:
         iterations = 1000
-    # Weights not given keep TrainSettings' defaults.
-    weights = {
-        name: value
-        for name, value in (
-            ("flatten_weight", flatten_weight),
-            ("laplacian_weight", laplacian_weight),
-        )
-        if value is not None
-    }
+    defaults = TrainSettings()  # for the weights not given
+    if flatten_weight is None:
+        flatten_weight = defaults.flatten_weight
+    if laplacian_weight is None:
+        laplacian_weight = defaults.laplacian_weight
     settings = TrainSettings(
-        **weights,
         decoder=decoder,
         layout=layout,
         classes=tuple(_class_list(classes) or ()),
@@ -205,6 +200,8 @@ def train(
         learning_rate=lr,
         lr_schedule=lr_schedule,
         batch_norm=batch_norm,
+        flatten_weight=flatten_weight,
+        laplacian_weight=laplacian_weight,
         seed=seed,
         eval_every=eval_every,
     )
