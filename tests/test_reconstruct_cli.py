@@ -98,7 +98,7 @@ def test_train_writes_the_run(trained):
     assert Image.open(model / "curves.png").size[0] > 100
 
 
-def test_train_options_for_the_encoder_and_regularisers(trained, tmp_path):
+def test_train_options_for_the_encoder_regularisers_and_warmup(trained, tmp_path):
     data, _ = trained
     normed, weighted = tmp_path / "normed", tmp_path / "weighted"
     result = run(
@@ -119,14 +119,18 @@ def test_train_options_for_the_encoder_and_regularisers(trained, tmp_path):
         0,
         "--laplacian-weight",
         1e-3,
+        "--warmup",
+        0,
     )
     assert result.exit_code == 0, result.output
     given = json.loads((weighted / "config.json").read_text())["settings"]
     assert given["batch_norm"] is False
     assert (given["flatten_weight"], given["laplacian_weight"]) == (0, 1e-3)
+    assert given["warmup_steps"] == 0
     defaults = json.loads((normed / "config.json").read_text())["settings"]
     assert defaults["batch_norm"] is True
     assert (defaults["flatten_weight"], defaults["laplacian_weight"]) == (5e-4, 5e-3)
+    assert defaults["warmup_steps"] == 100
 
     def has_norms(run_folder):
         state = torch.load(run_folder / "model.pt", weights_only=True)
@@ -150,6 +154,10 @@ def test_eval_prints_json_per_class(trained, tmp_path):
     assert all(0.2 < v < 1.0 for v in report["silhouette_ceiling"].values())
     assert report["views_per_object"] == 24 and report["objects"] == 2
     assert json.loads(out.read_text()) == report
+    assert report["inside"] == "nonzero"
+    parity = run("eval", data, "--model", model, "--split", "test", "--json", "--inside", "parity")
+    assert parity.exit_code == 0, parity.output
+    assert json.loads(parity.output)["inside"] == "parity"
     sheet = tmp_path / "sheet.png"
     table = run("eval", data, "--model", model, "--sheet", sheet)
     assert table.exit_code == 0 and "mean" in table.output

@@ -62,6 +62,28 @@ def test_voxelize_matches_exact_inside_tests():
         assert voxel_iou(exact[None], meshed[None])[0] > 0.95, kind
 
 
+def test_voxelize_keeps_what_an_overlapping_surface_wraps_twice():
+    import trimesh
+
+    def box(centre, flip=False):
+        mesh = trimesh.creation.box(extents=(0.5, 0.5, 0.5))
+        faces = mesh.faces[:, ::-1] if flip else mesh.faces
+        return mesh.vertices + centre, faces
+
+    (va, fa), (vb, fb) = box((-0.1, 0, 0)), box((0.1, 0, 0))
+    vertices, faces = np.concatenate([va, vb]), np.concatenate([fa, fb + len(va)])
+    alone = voxelize(va, fa) | voxelize(vb, fb)
+    both = voxelize(vertices, faces)
+    assert np.array_equal(both, alone)
+    parity = voxelize(vertices, faces, inside="parity")
+    assert np.array_equal(parity, voxelize(va, fa) ^ voxelize(vb, fb))
+    assert (alone & ~parity).sum() > 1000  # the overlap, lost by parity
+    # A surface turned inside out (all faces wound the other way) encloses the same space.
+    assert np.array_equal(voxelize(va, fa[:, ::-1]), voxelize(va, fa))
+    with pytest.raises(ValueError, match="inside"):
+        voxelize(va, fa, inside="even")
+
+
 def test_voxel_surface_round_trip():
     grid = np.zeros((32, 32, 32), dtype=bool)
     grid[4:20, 10:12, 3:30] = True

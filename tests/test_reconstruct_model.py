@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -149,6 +150,28 @@ def test_cosine_schedule_anneals_over_the_call_and_restarts_on_resume(tiny_data,
     assert np.allclose(rates, expected, rtol=1e-2), rates
     with pytest.raises(ValueError, match="lr_schedule"):
         TrainSettings(lr_schedule="linear")
+
+
+def test_warmup_raises_the_rate_over_the_run_not_again_on_resume(tiny_data, tmp_path):
+    settings = TrainSettings(
+        batch_size=2, eval_every=100, val_objects=1, learning_rate=1e-3, warmup_steps=4
+    )
+    train(tiny_data, tmp_path / "run", settings, iterations=2)
+    train(tiny_data, tmp_path / "run", settings, iterations=6)
+    with open(tmp_path / "run" / "log.csv") as fh:
+        rates = [float(r["lr"]) for r in csv.DictReader(fh)]
+    assert np.allclose(rates, [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3]), rates
+    # With the cosine schedule the two factors multiply.
+    cosine = dataclasses.replace(settings, lr_schedule="cosine")
+    train(tiny_data, tmp_path / "cos", cosine, iterations=4)
+    with open(tmp_path / "cos" / "log.csv") as fh:
+        rates = [float(r["lr"]) for r in csv.DictReader(fh)]
+    expected = [1e-3 * (k + 1) / 4 * 0.5 * (1 + np.cos(np.pi * k / 4)) for k in range(4)]
+    assert np.allclose(rates, expected, rtol=1e-2), rates
+    assert TrainSettings().warmup_steps == 0  # the original has none
+    assert TrainSettings.from_json({"decoder": "mesh"}).warmup_steps == 0
+    with pytest.raises(ValueError, match="warmup_steps"):
+        TrainSettings(warmup_steps=-1)
 
 
 def test_encoder_batch_norm_is_a_setting():

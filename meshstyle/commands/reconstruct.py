@@ -138,10 +138,17 @@ def train_run(data: Path, run: Path, settings, iterations, minutes, device, quie
 
 
 def evaluate_run(
-    data: Path, model_dir: Path, split: str, device, output: Path | None, sheet: Path | None = None
+    data: Path,
+    model_dir: Path,
+    split: str,
+    device,
+    output: Path | None,
+    sheet: Path | None = None,
+    inside: str = "nonzero",
 ):
     """Score a run on a split; returns the result dict (also written to ``output``), and
-    draws inputs beside reconstructions into ``sheet`` when given."""
+    draws inputs beside reconstructions into ``sheet`` when given. ``inside``: how a mesh
+    is voxelised (see :func:`meshstyle.reconstruct.voxelize.voxelize`)."""
     from rich.progress import Progress
 
     from meshstyle.reconstruct.check import silhouette_ceiling
@@ -162,7 +169,9 @@ def evaluate_run(
             val = load_split(data, "val", loaded.layout, config["classes"])
             by_cut = score(model, val, device=device.torch_device, thresholds=THRESHOLDS)
             threshold = THRESHOLDS[int(np.argmax(by_cut.reshape(len(THRESHOLDS), -1).mean(1)))]
-        ious = score(model, loaded, device=device.torch_device, thresholds=(threshold,))[0]
+        ious = score(
+            model, loaded, device=device.torch_device, thresholds=(threshold,), inside=inside
+        )[0]
     seconds = time.perf_counter() - start
     result = {
         "split": split,
@@ -171,6 +180,7 @@ def evaluate_run(
         "objects": len(loaded),
         "views_per_object": int(ious.shape[1]),
         "voxel_threshold": threshold if settings.decoder == "voxel" else None,
+        "inside": inside if settings.decoder == "mesh" else None,
         "iou": per_class(loaded, ious),
         "seconds": round(seconds, 2),
         # The test objects' own visual hulls scored the same way: about the best that

@@ -132,6 +132,14 @@ def predict(images, model_dir, output, overwrite, device, threads) -> None:
     "(constant: the original's).",
 )
 @click.option(
+    "--warmup",
+    "warmup_steps",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="Raise the rate linearly from 0 over the run's first N steps (0: none, the original's).",
+)
+@click.option(
     "--batch-norm/--no-batch-norm",
     default=False,
     show_default=True,
@@ -170,6 +178,7 @@ def train(
     batch_size,
     lr,
     lr_schedule,
+    warmup_steps,
     batch_norm,
     flatten_weight,
     laplacian_weight,
@@ -199,6 +208,7 @@ def train(
         batch_size=batch_size,
         learning_rate=lr,
         lr_schedule=lr_schedule,
+        warmup_steps=warmup_steps,
         batch_norm=batch_norm,
         flatten_weight=flatten_weight,
         laplacian_weight=laplacian_weight,
@@ -233,13 +243,22 @@ def train(
     default=None,
     help="Also draw a PNG: inputs beside renders of their reconstructions and the truth.",
 )
+@click.option(
+    "--inside",
+    type=click.Choice(["nonzero", "parity"]),
+    default="nonzero",
+    show_default=True,
+    help="How a predicted mesh fills voxels: where its surface winds round a voxel's centre "
+    "(nonzero), or where a ray crosses it an odd number of times (parity: a part that a "
+    "folded surface wraps twice comes out empty).",
+)
 @_device_options
-def evaluate(data, model_dir, split, as_json, output, sheet, device, threads) -> None:
+def evaluate(data, model_dir, split, as_json, output, sheet, inside, device, threads) -> None:
     """Per-class voxel IoU of RUN's model on DATA's split (all objects, all 24 views)."""
     resolved = _runtime(device, threads)
     from meshstyle.commands.reconstruct import evaluate_run, iou_table
 
-    result = evaluate_run(data, model_dir, split, resolved, output, sheet)
+    result = evaluate_run(data, model_dir, split, resolved, output, sheet, inside)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:

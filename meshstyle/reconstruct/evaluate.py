@@ -1,9 +1,9 @@
 """Voxel IoU of a trained reconstructor, per class, as the original measures it.
 
 Every object is reconstructed from each of its 24 views; each reconstruction is voxelised at
-32^3 (a mesh by ray parity, a voxel grid by the threshold chosen on validation data, see
-:data:`THRESHOLDS`) and compared with the
-object's voxels; a class's score is the mean over its objects and views.
+32^3 (a mesh by where its surface winds round each voxel centre, a voxel grid by the
+threshold chosen on validation data, see :data:`THRESHOLDS`) and compared with the object's
+voxels; a class's score is the mean over its objects and views.
 """
 
 from __future__ import annotations
@@ -22,27 +22,12 @@ THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 
 @torch.no_grad()
-def predict_voxels(
-    model: Reconstructor, images: torch.Tensor, extent: float, threshold: float = 0.5
-) -> np.ndarray:
-    """(B, 4, 64, 64) images -> (B, 32, 32, 32) bool predicted occupancy, [x, y, z].
-
-    A mesh is voxelised by ray parity; a voxel grid is cut at ``threshold``.
-    """
-    model.eval()
-    out = model(images)
-    if model.kind == "mesh":
-        return voxelize(out.cpu().numpy(), model.faces.cpu().numpy(), 32, extent)
-    return (out > threshold).cpu().numpy()
-
-
-@torch.no_grad()
-def _ious(model, images, voxels, extent, thresholds) -> np.ndarray:
+def _ious(model, images, voxels, extent, thresholds, inside) -> np.ndarray:
     """(T, B) IoU at each threshold (a mesh's IoU repeated: it has no threshold)."""
     model.eval()
     out = model(images)
     if model.kind == "mesh":
-        predicted = voxelize(out.cpu().numpy(), model.faces.cpu().numpy(), 32, extent)
+        predicted = voxelize(out.cpu().numpy(), model.faces.cpu().numpy(), 32, extent, inside)
         return np.tile(voxel_iou(predicted, voxels), (len(thresholds), 1))
     out = out.cpu().numpy()
     return np.stack([voxel_iou(out > t, voxels) for t in thresholds])
@@ -56,6 +41,7 @@ def score(
     batch_size: int = 96,
     device: str = "cpu",
     thresholds: tuple[float, ...] = (0.5,),
+    inside: str = "nonzero",
 ) -> np.ndarray:
     """Voxel IoU of reconstructions from given (object, view) pairs.
 
@@ -67,6 +53,7 @@ def score(
         batch_size: images per forward pass.
         device: torch device.
         thresholds: occupancy cuts for a voxel decoder (ignored for a mesh).
+        inside: how a mesh is voxelised, see :func:`.voxelize.voxelize`.
 
     Returns:
         (T, M) IoU per threshold and pair, or (T, N, 24) per object and view when
@@ -82,7 +69,7 @@ def score(
         o, v = objects[start : start + batch_size], views[start : start + batch_size]
         images = to_float(split.images[o, v]).to(device)
         ious[:, start : start + batch_size] = _ious(
-            model, images, split.voxels[o], split.layout.voxel_extent, thresholds
+            model, images, split.voxels[o], split.layout.voxel_extent, thresholds, inside
         )
     return ious.reshape(len(thresholds), len(split), -1) if full else ious
 

@@ -74,6 +74,10 @@ class TrainSettings:
         lr_schedule: "constant" (the original), or "cosine": each ``train`` call anneals the
             step size from ``learning_rate`` to 0 over its own budget of steps or minutes
             (a resumed run starts a new annealing from the full rate).
+        warmup_steps: the step size rises linearly from ``learning_rate / warmup_steps`` to
+            ``learning_rate`` over the run's first ``warmup_steps`` steps (0: no warm-up,
+            the original's). Adam's first steps move every weight by about the full rate at
+            once, which can crumple the template mesh and leave the decoder stuck.
         batch_norm: batch-normalise the encoder's convolutions (see
             :class:`~meshstyle.reconstruct.model.Encoder`; the original has none).
         flatten_weight: weight of the dihedral-angle smoothness loss (mesh decoder).
@@ -91,6 +95,7 @@ class TrainSettings:
     batch_size: int = 64
     learning_rate: float = 1e-4
     lr_schedule: str = "constant"
+    warmup_steps: int = 0
     batch_norm: bool = False
     flatten_weight: float = 5e-4
     laplacian_weight: float = 5e-3
@@ -112,6 +117,8 @@ class TrainSettings:
             raise ValueError(
                 f"lr_schedule must be one of {list(LR_SCHEDULES)}; got {self.lr_schedule!r}"
             )
+        if not (isinstance(self.warmup_steps, int) and self.warmup_steps >= 0):
+            raise ValueError(f"warmup_steps must be an int >= 0; got {self.warmup_steps!r}")
         if not (self.flatten_weight >= 0 and self.laplacian_weight >= 0):
             raise ValueError("flatten_weight and laplacian_weight must be >= 0")
         if not (self.eval_every >= 1 and self.val_objects >= 1):
@@ -442,6 +449,10 @@ def train(
 
     def learning_rate() -> float:
         base = trainer.settings.learning_rate
+        warmup = trainer.settings.warmup_steps
+        if warmup:
+            # Counted over the whole run, so a resumed run does not warm up again.
+            base *= min(1.0, (trainer.step_count + 1) / warmup)
         if trainer.settings.lr_schedule == "constant":
             return base
         # The fraction of this call's budget spent: steps or minutes, whichever runs out first.

@@ -18,10 +18,11 @@ _NUDGE_Y = 7.654321e-5
 
 @numba.njit(parallel=True, cache=True)
 def _crossings(face_xyz, size, extent, out):  # pragma: no cover - compiled
-    """Count, per voxel, the mesh crossings on the ray from -z up to its centre.
+    """Record, per voxel, the mesh crossings on the ray from -z up to its centre.
 
-    face_xyz: (B, F, 3, 3) float64 corners; out: (B, S, S, S + 1) int32 zeros, receives +1
-    at the first voxel along +z above each crossing.
+    face_xyz: (B, F, 3, 3) float64 corners; out: (B, S, S, S + 1) int32 zeros, receives at
+    the first voxel along +z above each crossing +1 where the face winds counter-clockwise
+    seen from -z, -1 where it winds clockwise.
     """
     step = 2.0 * extent / size
     for b in numba.prange(face_xyz.shape[0]):
@@ -32,6 +33,7 @@ def _crossings(face_xyz, size, extent, out):  # pragma: no cover - compiled
             det = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
             if det == 0.0 or not np.isfinite(det):
                 continue
+            sign = 1 if det > 0.0 else -1
             lo_i = max(0, int(np.floor((min(x0, x1, x2) + extent) / step - 0.5)))
             hi_i = min(size - 1, int(np.ceil((max(x0, x1, x2) + extent) / step - 0.5)))
             lo_j = max(0, int(np.floor((min(y0, y1, y2) + extent) / step - 0.5)))
@@ -47,31 +49,45 @@ def _crossings(face_xyz, size, extent, out):  # pragma: no cover - compiled
                     z = z0 + t1 * (z1 - z0) + t2 * (z2 - z0)
                     k = int(np.ceil((z + extent) / step - 0.5))
                     k = min(max(k, 0), size)
-                    out[b, i, j, k] += 1
+                    out[b, i, j, k] += sign
 
 
-def voxelize(vertices, faces, size: int = 32, extent: float = 0.5) -> np.ndarray:
-    """Occupancy of closed meshes at the centres of a size^3 grid (ray parity along +z).
+INSIDE_RULES = ("nonzero", "parity")
+
+
+def voxelize(
+    vertices, faces, size: int = 32, extent: float = 0.5, inside: str = "nonzero"
+) -> np.ndarray:
+    """Occupancy of closed meshes at the centres of a size^3 grid, from rays along +z.
 
     Args:
         vertices: (B, V, 3) or (V, 3) positions.
         faces: (F, 3) int indices of a closed (watertight) surface.
         size: grid side S.
         extent: the grid spans [-extent, extent]^3.
+        inside: "nonzero": a centre is inside where the surface winds round it (signed
+            crossings below it do not sum to 0), so a part that a folded or overlapping
+            surface wraps twice stays inside; "parity": where the crossings below it are odd
+            in number (such a part comes out empty). The two agree on a surface that does
+            not cross itself.
 
     Returns:
         (B, S, S, S) bool, or (S, S, S) for unbatched input.
     """
+    if inside not in INSIDE_RULES:
+        raise ValueError(f"inside must be one of {list(INSIDE_RULES)}; got {inside!r}")
     vertices = np.asarray(vertices, dtype=np.float64)
     single = vertices.ndim == 2
     if single:
         vertices = vertices[None]
     faces = np.asarray(faces, dtype=np.int64)
     face_xyz = np.ascontiguousarray(vertices[:, faces])
-    counts = np.zeros((len(vertices), size, size, size + 1), dtype=np.int32)
-    _crossings(face_xyz, int(size), float(extent), counts)
-    inside = (np.cumsum(counts[..., :size], axis=-1) % 2).astype(bool)
-    return inside[0] if single else inside
+    crossings = np.zeros((len(vertices), size, size, size + 1), dtype=np.int32)
+    _crossings(face_xyz, int(size), float(extent), crossings)
+    below = np.cumsum(crossings[..., :size], axis=-1)
+    # A signed sum is odd exactly when the number of crossings is (NumPy's % is floored).
+    occupied = below % 2 == 1 if inside == "parity" else below != 0
+    return occupied[0] if single else occupied
 
 
 def voxel_centres(size: int = 32, extent: float = 0.5) -> np.ndarray:
