@@ -64,6 +64,34 @@ def test_voxel_decoder_shapes():
     assert 0 <= float(occupancy.min()) and float(occupancy.max()) <= 1
 
 
+@pytest.mark.parametrize("decoder", ["mesh", "voxel"])
+def test_layers_start_as_in_the_original(decoder):
+    torch.manual_seed(0)
+    model = Reconstructor(decoder)
+    kinds = (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose3d)
+    layers = [m for m in model.modules() if isinstance(m, kinds)]
+    for layer in layers:
+        fan_in = layer.weight[0].numel()
+        std = float(layer.weight.std())
+        assert abs(std * fan_in**0.5 - 1.0) < 0.2, (layer, std)
+    last = layers[-1]
+    expected_bias = -5.0 if decoder == "voxel" else 0.0
+    assert torch.all(last.bias == expected_bias)
+    assert all(torch.all(m.bias == 0) for m in layers[:-1])
+
+
+def test_untrained_mesh_decoder_tells_images_apart():
+    # The input must reach the output at the start: different images, different meshes.
+    torch.manual_seed(0)
+    model = Reconstructor("mesh")
+    images = torch.zeros(2, 4, 64, 64)
+    images[0, :, 8:40, 8:40] = 1.0
+    images[1, :, 30:60, 20:34] = 1.0
+    with torch.no_grad():
+        bias = model.decoder.bias(model.decoder.fcs(model.encoder(images)))
+    assert float((bias[0] - bias[1]).abs().mean()) > 1e-3
+
+
 def test_regularisers_prefer_smooth_meshes():
     vertices, faces = sphere_template()
     pairs = adjacent_face_pairs(faces)

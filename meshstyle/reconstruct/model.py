@@ -131,14 +131,29 @@ class VoxelDecoder(nn.Module):
             nn.ReLU(),
             nn.ConvTranspose3d(32, 1, 4, stride=2, padding=1),
         )
-        # Start nearly empty (p = sigmoid(-5) = 0.007 a voxel) so that a ray through the
-        # grid is stopped with a probability well below 1 and every voxel gets a gradient.
-        with torch.no_grad():
-            self.deconvs[-1].bias.fill_(-5.0)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         hidden = self.fcs(features).view(len(features), 128, 4, 4, 4)
         return torch.sigmoid(self.deconvs(hidden)[:, 0])
+
+
+def init_like_original(module: nn.Module) -> None:
+    """Initialise every linear and convolution layer as the original (Chainer's default):
+    weights normal with variance 1 / fan-in, biases zero.
+
+    PyTorch's default (uniform, variance 1 / (3 fan-in), random biases) shrinks the signal
+    through the encoder's six ReLU layers: at its start the decoder's output differs between
+    input images about 100 times less, and training first fits one mean shape for every
+    image, from which some seeds never escape.
+    """
+    for layer in module.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose3d)):
+            # Chainer's fan-in: the weight's size over its first axis (for a transposed
+            # convolution, out channels x kernel; the voxel decoder is not the original's).
+            fan_in = layer.weight[0].numel()
+            with torch.no_grad():
+                layer.weight.normal_(0.0, 1.0 / math.sqrt(fan_in))
+                layer.bias.zero_()
 
 
 class Reconstructor(nn.Module):
@@ -156,6 +171,12 @@ class Reconstructor(nn.Module):
         self.kind = decoder
         self.encoder = Encoder(batch_norm=batch_norm)
         self.decoder = MeshDecoder() if decoder == "mesh" else VoxelDecoder()
+        init_like_original(self)
+        if decoder == "voxel":
+            # Start nearly empty (p = sigmoid(-5) = 0.007 a voxel) so that a ray through the
+            # grid is stopped with a probability well below 1 and every voxel gets a gradient.
+            with torch.no_grad():
+                self.decoder.deconvs[-1].bias.fill_(-5.0)
 
     @property
     def faces(self) -> torch.Tensor:
