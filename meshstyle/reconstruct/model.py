@@ -131,6 +131,10 @@ class VoxelDecoder(nn.Module):
             nn.ReLU(),
             nn.ConvTranspose3d(32, 1, 4, stride=2, padding=1),
         )
+        # Start nearly empty (p = sigmoid(-5) = 0.007 a voxel) so that a ray through the
+        # grid is stopped with a probability well below 1 and every voxel gets a gradient.
+        with torch.no_grad():
+            self.deconvs[-1].bias.fill_(-5.0)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         hidden = self.fcs(features).view(len(features), 128, 4, 4, 4)
@@ -138,8 +142,8 @@ class VoxelDecoder(nn.Module):
 
 
 def init_like_original(module: nn.Module) -> None:
-    """Initialise every linear and convolution layer as the original (Chainer's default):
-    weights normal with variance 1 / fan-in, biases zero.
+    """Initialise every linear and 2-D convolution layer of ``module`` as the original
+    (Chainer's default): weights normal with variance 1 / fan-in, biases zero.
 
     PyTorch's default (uniform, variance 1 / (3 fan-in), random biases) shrinks the signal
     through the encoder's six ReLU layers: at its start the decoder's output differs between
@@ -147,10 +151,8 @@ def init_like_original(module: nn.Module) -> None:
     image, from which some seeds never escape.
     """
     for layer in module.modules():
-        if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose3d)):
-            # Chainer's fan-in: the weight's size over its first axis (for a transposed
-            # convolution, out channels x kernel; the voxel decoder is not the original's).
-            fan_in = layer.weight[0].numel()
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            fan_in = layer.weight[0].numel()  # inputs x kernel size
             with torch.no_grad():
                 layer.weight.normal_(0.0, 1.0 / math.sqrt(fan_in))
                 layer.bias.zero_()
@@ -171,12 +173,10 @@ class Reconstructor(nn.Module):
         self.kind = decoder
         self.encoder = Encoder(batch_norm=batch_norm)
         self.decoder = MeshDecoder() if decoder == "mesh" else VoxelDecoder()
-        init_like_original(self)
-        if decoder == "voxel":
-            # Start nearly empty (p = sigmoid(-5) = 0.007 a voxel) so that a ray through the
-            # grid is stopped with a probability well below 1 and every voxel gets a gradient.
-            with torch.no_grad():
-                self.decoder.deconvs[-1].bias.fill_(-5.0)
+        # The voxel decoder is not the original's and keeps PyTorch's initialisation: with
+        # the original's it filled and emptied its grid (validation IoU 0.29 at step 450,
+        # 0.09 at step 750, in a 15-minute run that was stopped there).
+        init_like_original(self.encoder if decoder == "voxel" else self)
 
     @property
     def faces(self) -> torch.Tensor:
