@@ -73,7 +73,7 @@ def test_layers_start_as_in_the_original(decoder):
     kinds = (torch.nn.Linear, torch.nn.Conv2d)
     original = model if decoder == "mesh" else model.encoder
     layers = [m for m in original.modules() if isinstance(m, kinds)]
-    assert len(layers) == (9 if decoder == "mesh" else 6)
+    assert len(layers) == (10 if decoder == "mesh" else 6)
     for layer in layers:
         fan_in = layer.weight[0].numel()
         std = float(layer.weight.std())
