@@ -328,6 +328,7 @@ def write_glb(
     cubes,
     *,
     baked: tuple[np.ndarray, np.ndarray] | None = None,
+    png: bytes | None = None,
 ) -> Path:
     """Write a binary glTF 2.0 file with the baked atlas as base-colour texture.
 
@@ -341,34 +342,23 @@ def write_glb(
         faces: (F, 3) int vertex indices.
         cubes: (F, T, T, T, 3) colours in [0, 1]; ignored when ``baked`` is given.
         baked: an ``(atlas, face_uvs)`` pair from :func:`bake_atlas`.
+        png: that atlas already encoded as PNG (the image :func:`write_obj` wrote), so a
+            large atlas is not compressed twice.
 
     Returns:
         The written path.
     """
-    import trimesh
-    from PIL import Image
+    from meshstyle.glb import glb_bytes
 
     vertices, faces = _check_geometry(vertices, faces)
     atlas, face_uvs = _bake_for(faces, cubes, baked)
     num_faces = len(faces)
-    material = trimesh.visual.material.PBRMaterial(
-        name="meshstyle",
-        baseColorTexture=Image.fromarray(np.ascontiguousarray(atlas, dtype=np.uint8), mode="RGB"),
-        baseColorFactor=[255, 255, 255, 255],
-        metallicFactor=0.0,
-        roughnessFactor=1.0,
-        doubleSided=True,
+    data = glb_bytes(
+        vertices[faces].reshape(-1, 3),
+        face_uvs.reshape(-1, 2),
+        np.arange(3 * num_faces, dtype=np.int64).reshape(num_faces, 3),
+        _png_bytes(atlas) if png is None else png,
     )
-    visual = trimesh.visual.TextureVisuals(
-        uv=face_uvs.reshape(-1, 2).astype(np.float64), material=material
-    )
-    mesh = trimesh.Trimesh(
-        vertices=vertices[faces].reshape(-1, 3),
-        faces=np.arange(3 * num_faces, dtype=np.int64).reshape(num_faces, 3),
-        visual=visual,
-        process=False,
-    )
-    data = trimesh.Scene(mesh).export(file_type="glb")
     return atomic_write_bytes(path, data)
 
 
@@ -401,5 +391,6 @@ def write_mesh_files(
     written = write_obj(folder, name, vertices, faces, cubes, baked=baked)
     # The OBJ writer sanitises the name; the GLB takes the same one.
     stem = Path(written["obj"]).stem
-    glb = write_glb(Path(folder) / f"{stem}.glb", vertices, faces, cubes, baked=baked)
+    png = Path(written["png"]).read_bytes()
+    glb = write_glb(Path(folder) / f"{stem}.glb", vertices, faces, cubes, baked=baked, png=png)
     return {**{kind: Path(path).name for kind, path in written.items()}, "glb": glb.name}

@@ -182,3 +182,34 @@ def test_writers_replace_existing_files_whole(tmp_path):
     write_obj(tmp_path, "a", vertices, faces, np.ones((1, 1, 1, 1, 3)))
     np.testing.assert_array_equal(load_mesh(tmp_path / "a.obj").texture, 255)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.glb", "a.mtl", "a.obj", "a.png"]
+
+
+def test_glb_container_is_well_formed(tmp_path):
+    import json
+    import struct
+
+    from meshstyle.glb import glb_bytes
+
+    positions = np.array([[0, 0, 0], [1, 0, 0], [0, 2, 0]], dtype=np.float32)
+    uvs = np.array([[0.0, 0.0], [1.0, 0.25], [0.5, 1.0]])
+    data = glb_bytes(positions, uvs, np.array([[0, 1, 2]]), b"\x89PNG12345")
+    magic, version, total = struct.unpack_from("<III", data)
+    assert (magic, version, total) == (0x46546C67, 2, len(data))
+    json_length, json_type = struct.unpack_from("<II", data, 12)
+    assert json_type == 0x4E4F534A and json_length % 4 == 0
+    document = json.loads(data[20 : 20 + json_length])
+    bin_length, bin_type = struct.unpack_from("<II", data, 20 + json_length)
+    assert bin_type == 0x004E4942 and bin_length % 4 == 0
+    assert 28 + json_length + bin_length == len(data)
+    binary = data[28 + json_length :]
+    assert document["buffers"] == [{"byteLength": bin_length}]
+    views = document["bufferViews"]
+    assert all(view["byteOffset"] % 4 == 0 for view in views)
+    position = document["accessors"][0]
+    assert position["min"] == [0, 0, 0] and position["max"] == [1, 2, 0]
+    uv_view = views[document["accessors"][1]["bufferView"]]
+    stored = np.frombuffer(binary, "<f4", 6, uv_view["byteOffset"]).reshape(3, 2)
+    np.testing.assert_array_equal(stored, [[0, 1], [1, 0.75], [0.5, 0]])  # glTF's v is down
+    image_view = views[document["images"][0]["bufferView"]]
+    start = image_view["byteOffset"]
+    assert binary[start : start + image_view["byteLength"]] == b"\x89PNG12345"
