@@ -64,25 +64,21 @@ def test_voxel_decoder_shapes():
     assert 0 <= float(occupancy.min()) and float(occupancy.max()) <= 1
 
 
-@pytest.mark.parametrize("decoder", ["mesh", "voxel"])
-def test_layers_start_as_in_the_original(decoder):
-    # The encoder and the mesh decoder are the original's and start as it did; the voxel
-    # decoder keeps PyTorch's initialisation, its last bias at -5.
+def test_mesh_model_starts_as_the_original_and_the_voxel_model_as_pytorch():
     torch.manual_seed(0)
-    model = Reconstructor(decoder)
     kinds = (torch.nn.Linear, torch.nn.Conv2d)
-    original = model if decoder == "mesh" else model.encoder
-    layers = [m for m in original.modules() if isinstance(m, kinds)]
-    assert len(layers) == (10 if decoder == "mesh" else 6)
+    mesh = Reconstructor("mesh")
+    layers = [m for m in mesh.modules() if isinstance(m, kinds)]
+    assert len(layers) == 10
     for layer in layers:
-        fan_in = layer.weight[0].numel()
-        std = float(layer.weight.std())
-        assert abs(std * fan_in**0.5 - 1.0) < 0.2, (layer, std)
+        std = float(layer.weight.detach().std()) * layer.weight[0].numel() ** 0.5
+        assert abs(std - 1.0) < 0.2, (layer, std)  # variance 1 / fan-in
         assert torch.all(layer.bias == 0)
-    if decoder == "voxel":
-        last = model.decoder.deconvs[-1]
-        assert torch.all(last.bias == -5.0)
-        assert float(last.weight.std()) * last.weight[0].numel() ** 0.5 < 0.7
+    voxel = Reconstructor("voxel")
+    for layer in [m for m in voxel.encoder.modules() if isinstance(m, kinds)]:
+        std = float(layer.weight.detach().std()) * layer.weight[0].numel() ** 0.5
+        assert abs(std - 3**-0.5) < 0.1, (layer, std)  # PyTorch's: variance 1 / (3 fan-in)
+    assert torch.all(voxel.decoder.deconvs[-1].bias == -5.0)
 
 
 def test_untrained_mesh_decoder_tells_images_apart():
