@@ -65,8 +65,8 @@ def main() -> None:
 
     from meshstyle.reconstruct import procedural
     from meshstyle.reconstruct.data import to_float
-    from meshstyle.reconstruct.evaluate import predict_voxels
     from meshstyle.reconstruct.train import Trainer, TrainSettings
+    from meshstyle.reconstruct.voxelize import voxelize
     from meshstyle.renderer import RenderSettings, render
 
     device = (args.device, args.device)
@@ -126,9 +126,14 @@ def main() -> None:
                     "forward_per_s": round(n / fwd, 1),
                     "forward_backward_per_s": round(n / bwd, 1),
                 }
-                evals = statistics.median(
-                    _timed(lambda m=trainer.model, x=images: predict_voxels(m, x, 0.5), args.steps)
-                )
+
+                def reconstruct(m=trainer.model, x=images, e=split.layout.voxel_extent):
+                    m.eval()
+                    with torch.no_grad():
+                        out = m(x).cpu().numpy()
+                    return voxelize(out, m.faces.cpu().numpy(), 32, e)
+
+                evals = statistics.median(_timed(reconstruct, args.steps))
                 result["eval_images_per_s"] = round(n / evals, 1)
     print(json.dumps(result, indent=2))
 
