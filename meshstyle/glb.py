@@ -1,8 +1,8 @@
 """Binary glTF 2.0 (GLB) container for one textured triangle mesh.
 
 Written by hand rather than through trimesh: the format is a JSON header and one binary
-buffer, and importing trimesh (with the parts of scipy it pulls in) took about a second of a
-default stylize run's output phase.
+buffer, and importing trimesh (with the parts of scipy it pulls in) cost about half a second
+of a stylize run's output phase.
 
 Layout of the file: a 12-byte header (magic ``glTF``, version 2, total length), a JSON
 chunk padded with spaces and a BIN chunk padded with zeros, each to a multiple of 4 bytes.
