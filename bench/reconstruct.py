@@ -65,8 +65,8 @@ def main() -> None:
 
     from meshstyle.reconstruct import procedural
     from meshstyle.reconstruct.data import to_float
+    from meshstyle.reconstruct.evaluate import score
     from meshstyle.reconstruct.train import Trainer, TrainSettings
-    from meshstyle.reconstruct.voxelize import voxelize
     from meshstyle.renderer import RenderSettings, render
 
     device = (args.device, args.device)
@@ -127,13 +127,14 @@ def main() -> None:
                     "forward_backward_per_s": round(n / bwd, 1),
                 }
 
-                def reconstruct(m=trainer.model, x=images, e=split.layout.voxel_extent):
-                    m.eval()
-                    with torch.no_grad():
-                        out = m(x).cpu().numpy()
-                    return voxelize(out, m.faces.cpu().numpy(), 32, e)
+                # The evaluation's own path: images in, voxelised meshes scored.
+                chosen = np.arange(n) % len(split)
+                first_view = np.zeros(n, dtype=np.int64)
 
-                evals = statistics.median(_timed(reconstruct, args.steps))
+                def evaluate(m=trainer.model, s=split, o=chosen, v=first_view):
+                    score(m, s, o, v, device=args.device)
+
+                evals = statistics.median(_timed(evaluate, args.steps))
                 result["eval_images_per_s"] = round(n / evals, 1)
     print(json.dumps(result, indent=2))
 
