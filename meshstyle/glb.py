@@ -55,13 +55,14 @@ def glb_bytes(
     uvs[:, 1] = 1.0 - uvs[:, 1]
     triangles = np.ascontiguousarray(triangles, dtype="<u4")
     blobs = [positions.tobytes(), uvs.tobytes(), triangles.tobytes(), png]
+    padded = [_pad(blob, b"\0") for blob in blobs]
     views, offset = [], 0
-    for blob in blobs:
+    for blob, space in zip(blobs, padded, strict=True):
         views.append({"buffer": 0, "byteOffset": offset, "byteLength": len(blob)})
-        offset += len(_pad(blob, b"\0"))
+        offset += len(space)
     views[0]["target"] = views[1]["target"] = _ARRAY_BUFFER
     views[2]["target"] = _ELEMENT_ARRAY_BUFFER
-    binary = b"".join(_pad(blob, b"\0") for blob in blobs)
+    binary = b"".join(padded)
     document = {
         "asset": {"version": "2.0", "generator": "meshstyle"},
         "scene": 0,
