@@ -64,6 +64,11 @@ from .layout import (
 TILE = 16  # pixels per tile side in the forward binning
 BLOCK = 16  # pixels per tile side when transposing scan channels (cache-friendly)
 CHUNKS_PER_THREAD = 32  # interleaved work chunks per thread, for load balance
+# The backward's faces go to threads in runs of FACE_RUN neighbours on screen (ordered by
+# tile), FACE_CHUNKS_PER_THREAD runs dealt round-robin: neighbours share scan lines, which
+# then stay in cache (bunny, 2 x 256^2, 2 threads: face gradients 12.9 -> 9.6 ms).
+FACE_RUN = 64
+FACE_CHUNKS_PER_THREAD = 4
 # Flags for the one reduction that gains from them: no effect on which pixels count.
 FAST_SUM = {"reassoc", "nsz", "arcp", "contract"}
 
@@ -492,6 +497,52 @@ def mark_visible(face_index, visible):
                     visible[b, f] = 1
 
 
+@njit(cache=True, error_model="numpy")
+def order_faces(face_bbox, visible, tile, tiles_x, counts, order):
+    """Faces in an order that keeps the backward's scan lines in cache.
+
+    Each image's visible faces, grouped by the tile of their pixel box's centre (tiles in
+    row-major order, faces in increasing index within a tile), then every face visible
+    nowhere (they only get zero gradients). Neighbours on screen cross the same rows and
+    columns, so the expansion scans of one run of the order read lines already in cache.
+
+    Args:
+        face_bbox: (B, F, 4) int32; visible: (B, F) uint8 from :func:`mark_visible`.
+        tile, tiles_x: tile side in pixels and tiles per row.
+        counts: (n_tiles + 1,) int64 scratch.
+        order: (B * F,) int64, written: items ``b * F + f``.
+    """
+    n_batch, n_faces = visible.shape
+    n_tiles = counts.shape[0] - 1
+    n = 0
+    for b in range(n_batch):
+        for t in range(n_tiles + 1):
+            counts[t] = 0
+        for f in range(n_faces):
+            if visible[b, f]:
+                counts[_centre_tile(face_bbox, b, f, tile, tiles_x) + 1] += 1
+        for t in range(n_tiles):
+            counts[t + 1] += counts[t]
+        for f in range(n_faces):
+            if visible[b, f]:
+                t = _centre_tile(face_bbox, b, f, tile, tiles_x)
+                order[n + counts[t]] = b * n_faces + f
+                counts[t] += 1
+        n += counts[n_tiles - 1]
+    for b in range(n_batch):
+        for f in range(n_faces):
+            if not visible[b, f]:
+                order[n] = b * n_faces + f
+                n += 1
+
+
+@njit(inline="always")
+def _centre_tile(face_bbox, b, f, tile, tiles_x):
+    row = (face_bbox[b, f, BBOX_ROW_MIN] + face_bbox[b, f, BBOX_ROW_MAX]) // 2
+    col = (face_bbox[b, f, BBOX_COL_MIN] + face_bbox[b, f, BBOX_COL_MAX]) // 2
+    return (row // tile) * tiles_x + col // tile
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def face_gradients(
     face_info,
@@ -514,9 +565,11 @@ def face_gradients(
     grad_face_vertices,
     grad_textures,
     visible,
+    order,
     n_chunks,
 ):
-    """Gradients of every face (see face_gradient.face_gradient), in interleaved chunks.
+    """Gradients of every face (see face_gradient.face_gradient), in runs of ``FACE_RUN``
+    faces of ``order`` dealt round-robin to ``n_chunks`` chunks.
 
     Args:
         face_info: (B, F, FACE_INFO_SIZE) float64; face_bbox: (B, F, 4) int32.
@@ -529,36 +582,39 @@ def face_gradients(
         grad_face_vertices: (B, F, 3, 3) float64, written.
         grad_textures: (B, F, T, T, T, 3) float32, written when ``use_texture_grad``.
         visible: (B, F) uint8 from :func:`mark_visible`; other faces get zero gradients.
-        n_chunks: number of interleaved work chunks.
+        order: (B * F,) int64 items ``b * F + f`` from :func:`order_faces`.
+        n_chunks: number of work chunks.
     """
-    n_batch, n_faces = face_info.shape[0], face_info.shape[1]
-    n_items = n_batch * n_faces
+    n_faces = face_info.shape[1]
+    n_items = order.shape[0]
     for chunk in prange(n_chunks):
-        for item in range(chunk, n_items, n_chunks):
-            face_gradient(
-                item // n_faces,
-                item % n_faces,
-                face_info,
-                face_bbox,
-                face_index,
-                scan_x,
-                links_x,
-                scan_y,
-                faces_y,
-                links_y,
-                grad_rgb,
-                grad_depth,
-                use_vertex_grad,
-                use_texture_grad,
-                use_depth_grad,
-                use_kato,
-                use_rgb_grad,
-                occlusion_aware,
-                eps,
-                grad_face_vertices,
-                grad_textures,
-                visible,
-            )
+        for start in range(chunk * FACE_RUN, n_items, n_chunks * FACE_RUN):
+            for i in range(start, min(start + FACE_RUN, n_items)):
+                item = order[i]
+                face_gradient(
+                    item // n_faces,
+                    item % n_faces,
+                    face_info,
+                    face_bbox,
+                    face_index,
+                    scan_x,
+                    links_x,
+                    scan_y,
+                    faces_y,
+                    links_y,
+                    grad_rgb,
+                    grad_depth,
+                    use_vertex_grad,
+                    use_texture_grad,
+                    use_depth_grad,
+                    use_kato,
+                    use_rgb_grad,
+                    occlusion_aware,
+                    eps,
+                    grad_face_vertices,
+                    grad_textures,
+                    visible,
+                )
 
 
 def backward(
@@ -634,6 +690,17 @@ def backward(
             links_x = links_y = empty["links"]
         visible = _SCRATCH.get("visible", face_info.shape[:2], np.uint8)
         mark_visible(face_index, visible)
+        tiles_x = (width + TILE - 1) // TILE
+        n_tiles = (height + TILE - 1) // TILE * tiles_x
+        order = _SCRATCH.get("order", (n_batch * face_info.shape[1],), np.int64)
+        order_faces(
+            face_bbox,
+            visible,
+            TILE,
+            tiles_x,
+            _SCRATCH.get("tiles", (n_tiles + 1,), np.int64),
+            order,
+        )
         face_gradients(
             face_info,
             face_bbox,
@@ -655,7 +722,8 @@ def backward(
             grad_face_vertices,
             grad_textures,
             visible,
-            _chunks(face_info.shape[0] * face_info.shape[1]),
+            order,
+            FACE_CHUNKS_PER_THREAD * numba.get_num_threads(),
         )
 
 
@@ -669,6 +737,7 @@ _KERNELS = (
     pack_scans,
     link_scans,
     mark_visible,
+    order_faces,
     face_gradients,
 )
 
