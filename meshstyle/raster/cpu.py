@@ -11,9 +11,9 @@ every parallel region waits for all threads, which costs a scheduler time slice 
 another process holds a core.
 
 Backward: per-pixel scan channels in row and column layouts (parallel over pixel blocks) ->
-active-run links along every row and column (parallel over lines) -> per-face gradients
-(parallel over faces; each face writes only its own slots, so there are no races and no
-atomics).
+active-run links along every row and column (parallel over lines) -> the faces ordered by
+screen tile (serial, cheap) -> per-face gradients (parallel over runs of that order; each
+face writes only its own slots, so there are no races and no atomics).
 
 Compilation. The shared math (:mod:`.device`) is inlined into the kernels (numba-IR
 inlining: a measured 5x on the forward pass over LLVM's own choices), array indices that
