@@ -300,6 +300,33 @@ def test_results_do_not_depend_on_threads_or_batch():
     assert torch.equal(first[1][0], parallel[1][0]) and torch.equal(first[2][0], parallel[2][0])
 
 
+def test_backward_face_order_covers_every_face_once_visible_first_by_tile():
+    from meshstyle.raster import cpu
+
+    rng = np.random.default_rng(3)
+    n_batch, n_faces, tile, tiles_x, tiles_y = 2, 50, 4, 3, 2
+    rows = rng.integers(0, tile * tiles_y, (n_batch, n_faces, 2))
+    cols = rng.integers(0, tile * tiles_x, (n_batch, n_faces, 2))
+    bbox = np.stack([rows.min(-1), rows.max(-1), cols.min(-1), cols.max(-1)], -1)
+    bbox = bbox.astype(np.int32)
+    visible = (rng.random((n_batch, n_faces)) < 0.6).astype(np.uint8)
+    order = np.empty(n_batch * n_faces, np.int64)
+    cpu.order_faces(bbox, visible, tile, tiles_x, np.empty(tiles_x * tiles_y + 1, np.int64), order)
+
+    assert sorted(order.tolist()) == list(range(n_batch * n_faces))
+    n_visible = int(visible.sum())
+    b, f = np.divmod(order, n_faces)
+    assert visible[b[:n_visible], f[:n_visible]].all()
+    assert not visible[b[n_visible:], f[n_visible:]].any()
+    # Visible faces: image by image, tiles in row-major order of the box centre, then index.
+    centre_tile = ((bbox[..., 0] + bbox[..., 1]) // 2 // tile) * tiles_x + (
+        bbox[..., 2] + bbox[..., 3]
+    ) // 2 // tile
+    seen_b, seen_f = b[:n_visible], f[:n_visible]
+    keys = list(zip(seen_b, centre_tile[seen_b, seen_f], seen_f, strict=True))
+    assert keys == sorted(keys)
+
+
 def test_set_num_threads_checks_its_argument():
     with pytest.raises(ValueError, match="threads must be an int in"):
         set_num_threads(0)
