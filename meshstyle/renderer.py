@@ -12,7 +12,7 @@ import torch
 
 from meshstyle.camera import Cameras, face_vertices
 from meshstyle.raster.settings import RasterSettings
-from meshstyle.shading import Lights, light_textures
+from meshstyle.shading import Lights, light_textures, shade_textures
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,12 @@ def render(
     ndc_faces = project(vertices, faces, cameras, settings.aspect).contiguous()
     colours = None
     if textures is not None:
-        if lights is not None:
+        if lights is not None and lights.ambient_only():
+            # The same product as light_textures (ambient + 0 * cos is ambient exactly),
+            # without the normals' work (deepdream's light).
+            intensity = lights.ambient[:, None].to(vertices).expand(batch, faces.shape[0])
+            colours = shade_textures(textures, intensity, lights.colour)
+        elif lights is not None:
             world_faces = face_vertices(vertices, faces)
             colours = light_textures(textures, world_faces, cameras.eye.to(vertices), lights)
         else:

@@ -45,6 +45,11 @@ class Lights:
             direction=d.expand(batch, 3).clone(),
         )
 
+    def ambient_only(self) -> bool:
+        """Whether no view has a directional term (all zero, and not being optimised): the
+        intensity is then the ambient one everywhere and the face normals play no part."""
+        return not self.directional.requires_grad and not bool(self.directional.any())
+
     def to(self, device: torch.device | str) -> Lights:
         colour = None if self.colour is None else self.colour.to(device)
         return Lights(

@@ -205,3 +205,45 @@ def test_render_settings_are_raster_settings_and_pass_eps_on():
     (alpha * weights).sum().backward()
     torch.testing.assert_close(gradient(0.05), leaf.grad, rtol=0, atol=0)
     assert not torch.equal(gradient(0.05), gradient(1e-3))
+
+
+def test_ambient_only_lights_skip_the_normals_and_change_nothing(monkeypatch):
+    import meshstyle.renderer as renderer_module
+
+    sphere = trimesh.creation.icosphere(subdivisions=2)
+    vertices, faces = _tensors(sphere)
+    generator = torch.Generator().manual_seed(0)
+    textures = torch.rand(len(faces), 2, 2, 2, 3, generator=generator)
+    cameras = Cameras.from_angles(2.732, torch.tensor([10.0, 30.0]), torch.tensor([0.0, 90.0]))
+    lights = Lights(torch.tensor([0.7, 1.0]), torch.zeros(2), torch.tensor([[0.0, 1.0, 0.0]] * 2))
+    settings = RenderSettings(image_size=32)
+
+    def images_and_grads():
+        v = vertices.clone().requires_grad_()
+        t = textures.clone().requires_grad_()
+        out = render(v, faces, t, cameras, lights, settings, (0.2, 0.3, 0.4))
+        target = torch.linspace(0, 1, out.images.numel()).view_as(out.images)
+        ((out.images - target) ** 2).sum().backward()
+        return out.images.detach(), v.grad, t.grad
+
+    calls = []
+    general = renderer_module.light_textures
+
+    def spy(*args):
+        calls.append(1)
+        return general(*args)
+
+    monkeypatch.setattr(renderer_module, "light_textures", spy)
+    assert lights.ambient_only()
+    shortcut = images_and_grads()
+    assert not calls, "ambient-only lights still went through the normals"
+    # The general path: directional lighting at strength zero, through the normals.
+    monkeypatch.setattr(Lights, "ambient_only", lambda self: False)
+    full = images_and_grads()
+    assert calls, "the general path did not run"
+    for a, b in zip(shortcut, full, strict=True):
+        assert torch.equal(a, b)
+    assert not Lights.simple(2).ambient_only()
+    assert not Lights(
+        torch.ones(2), torch.zeros(2, requires_grad=True), torch.ones(2, 3)
+    ).ambient_only()
