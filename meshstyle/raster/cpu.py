@@ -114,6 +114,11 @@ def _chunks(n_items: int) -> int:
     return max(1, min(n_items, CHUNKS_PER_THREAD * numba.get_num_threads()))
 
 
+def _tile_grid(height: int, width: int) -> tuple[int, int]:
+    """Tiles per row and per column of a render grid cut into TILE x TILE tiles."""
+    return (width + TILE - 1) // TILE, (height + TILE - 1) // TILE
+
+
 class _Scratch:
     """Reusable scratch arrays, so repeated calls do not page-fault fresh memory each time."""
 
@@ -341,8 +346,7 @@ def forward(
         alpha, depth: (B, H, W) float32, written.
     """
     n_batch, height, width = face_index.shape
-    tiles_x = (width + TILE - 1) // TILE
-    tiles_y = (height + TILE - 1) // TILE
+    tiles_x, tiles_y = _tile_grid(height, width)
     with _LOCK:
         setup_faces(face_vertices, height, width, face_info, face_bbox)
         counts = _SCRATCH.get("counts", (n_batch, tiles_x * tiles_y), np.int64)
@@ -690,8 +694,8 @@ def backward(
             links_x = links_y = empty["links"]
         visible = _SCRATCH.get("visible", face_info.shape[:2], np.uint8)
         mark_visible(face_index, visible)
-        tiles_x = (width + TILE - 1) // TILE
-        n_tiles = (height + TILE - 1) // TILE * tiles_x
+        tiles_x, tiles_y = _tile_grid(height, width)
+        n_tiles = tiles_x * tiles_y
         order = _SCRATCH.get("order", (n_batch * face_info.shape[1],), np.int64)
         order_faces(
             face_bbox,
