@@ -9,7 +9,7 @@ optimisation never used:
   and the bounding-box growth (target: at most 1.2×);
 - deepdream: the chosen layer's mean activation after / before (target: at least 3×);
 - wall time of the job and how a step's time splits between rendering, the network and the
-  rest (target: the renderer under 5%).
+  rest (target: the renderer under 5%), and the renderer's milliseconds a step.
 
 Usage: python bench/edit.py [--preset fast] [--out bench-out] [--cases bunny-munch1 ...]
            [--precisions fp32 bf16] [--seeds 0 1 2] [--iterations N]
@@ -158,6 +158,10 @@ def run_case(
         "wall_seconds": round(wall, 1),
         "seconds_per_step": round(step_total / max(settings.iterations, 1), 4),
         "time_split": {k: round(v / step_total, 4) for k, v in timing.items()},
+        # The renderer's own time: its share alone moves with the network's speed.
+        "renderer_ms_per_step": round(
+            1000 * timing.get("render", 0.0) / max(settings.iterations, 1), 2
+        ),
         # The first step is left out: it loads numba's cache and warms the allocator.
         "cpu_seconds_per_step_median": (
             round(float(np.median(np.diff(stamps))), 4) if len(stamps) > 2 else None
@@ -262,6 +266,9 @@ def _noise_band(results: list[dict]) -> list[dict]:
                 }
         renderer = [r["time_split"].get("render", 0.0) for r in runs]
         entry["renderer_share_mean"] = round(float(np.mean(renderer)), 4)
+        entry["renderer_ms_per_step_mean"] = round(
+            float(np.mean([r["renderer_ms_per_step"] for r in runs])), 2
+        )
         summary.append(entry)
     return summary
 
