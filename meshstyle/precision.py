@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["PRECISIONS", "Precision", "cpu_bf16_flags", "resolve_precision"]
+__all__ = ["PRECISIONS", "Precision", "cpu_bf16_flags", "resolve_precision", "slow_request"]
 
 #: The values of the ``precision`` setting and the ``--precision`` option.
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
@@ -118,3 +118,21 @@ def resolve_precision(requested: str = "auto", device: str | torch.device = "cpu
     if device.type == "cpu":
         return _auto_cpu(cpu_bf16_flags(), torch.backends.mkldnn.is_available())
     return Precision("fp32", f"no bf16 rule for device type {device.type!r}: fp32")
+
+
+def slow_request(requested: str, device: str | torch.device = "cpu") -> str | None:
+    """A note for the user when an explicit ``bf16`` asks for what ``auto`` avoids here.
+
+    ``resolve_precision`` honours an explicit choice; this says when that choice is the slow
+    one (bf16 emulated on a CPU without bf16 units can be tens of times slower than fp32).
+
+    Returns:
+        One line naming the reason, or None when the request is what ``auto`` would pick,
+        or is not ``bf16``.
+    """
+    if requested != "bf16":
+        return None
+    auto = resolve_precision("auto", device)
+    if auto.name == "bf16":
+        return None
+    return f"--precision bf16 runs here, but {auto.reason}; --precision auto would use fp32"

@@ -74,6 +74,41 @@ def test_auto_on_cuda_follows_the_compute_capability(monkeypatch, capability, ex
     assert "Test GPU" in chosen.reason
 
 
+@pytest.mark.parametrize(("flags", "noted"), [((), True), (("amx_bf16",), False)])
+def test_an_explicit_bf16_where_auto_avoids_it_gets_a_note(monkeypatch, flags, noted):
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda: flags)
+    note = precision.slow_request("bf16", "cpu")
+    assert (note is not None) == noted
+    if noted:
+        assert "no AMX or AVX512-BF16" in note and "--precision auto would use fp32" in note
+    assert precision.slow_request("fp32", "cpu") is None
+    assert precision.slow_request("auto", "cpu") is None
+
+
+@pytest.mark.parametrize("flags", [(), ("amx_bf16",)])
+def test_stylize_prints_the_note_before_its_jobs(monkeypatch, tmp_path, flags):
+    from click.testing import CliRunner
+
+    from meshstyle.cli import cli
+    from tests.clitools import tiny_preset, write_sphere, write_style
+
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda: flags)
+    args = [
+        "stylize",
+        write_sphere(tmp_path / "ball.obj", subdivisions=0),
+        write_style(tmp_path / "noise.png"),
+        "-o",
+        tmp_path / "out",
+        "--preset",
+        tiny_preset(tmp_path),
+        "--precision",
+        "bf16",
+    ]
+    result = CliRunner().invoke(cli, [str(a) for a in args], obj={})
+    assert result.exit_code == 0, result.output
+    assert ("note: --precision bf16 runs here" in result.output) == (not flags)
+
+
 def test_precision_is_a_setting_and_a_preset_key(tmp_path):
     assert resolve_settings("fast").precision == "auto"
     assert resolve_settings("fast", {"precision": "bf16"}).precision == "bf16"

@@ -104,6 +104,7 @@ def run_edit(
     from meshstyle.console import BatchConsole
     from meshstyle.fsutil import check_writable
     from meshstyle.jobs import expand_inputs, parse_shard, plan_jobs, shard
+    from meshstyle.precision import slow_request
     from meshstyle.report import write_reports
     from meshstyle.settings import resolve_settings
 
@@ -126,6 +127,9 @@ def run_edit(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     device = setup_runtime(opts["device"], opts["threads"])
+    note = slow_request(settings.precision, device.torch_device)
+    if note is not None and not opts["quiet"]:
+        click.echo(f"note: {note}", err=True)
     check_writable(out)
     limits = {"max_faces": opts["max_faces"], "decimate": opts["decimate"]}
     console = BatchConsole(
