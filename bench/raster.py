@@ -286,15 +286,11 @@ def main() -> None:
     import numba
     import torch
 
-    if args.device == "cuda":
-        from meshstyle import runtime
+    from meshstyle import runtime
 
-        if runtime.cuda_simulator_enabled():
-            parser.error(
-                "--device cuda: simulator timings mean nothing; unset NUMBA_ENABLE_CUDASIM"
-            )
-        if not (torch.cuda.is_available() and runtime.numba_sees_gpu()):
-            parser.error(f"--device cuda: no usable GPU. {runtime.CUDA_HINT}")
+    problem = runtime.timing_device_problem(args.device)
+    if problem:
+        parser.error(problem)
 
     report = {
         "device": args.device,

@@ -56,6 +56,11 @@ def main() -> None:
         "--return-memory", action="store_true", help="glibc's default: unmap large frees"
     )
     args = parser.parse_args()
+    from meshstyle.runtime import timing_device_problem
+
+    problem = timing_device_problem(args.device)
+    if problem:
+        parser.error(problem)
     if not args.return_memory:
         from meshstyle.runtime import retain_freed_memory
 

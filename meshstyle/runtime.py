@@ -96,6 +96,23 @@ class Device:
     backend: str
 
 
+def timing_device_problem(name: str) -> str | None:
+    """Why ``name`` cannot be benchmarked here (the benches' ``--device``), or None.
+
+    Timings of ``cuda`` mean something only on a real GPU: the simulator runs the kernels in
+    Python.
+    """
+    if name != "cuda":
+        return None
+    if cuda_simulator_enabled():
+        return "--device cuda: simulator timings mean nothing; unset NUMBA_ENABLE_CUDASIM"
+    import torch
+
+    if not (torch.cuda.is_available() and numba_sees_gpu()):
+        return f"--device cuda: no usable GPU. {CUDA_HINT}"
+    return None
+
+
 def resolve_device(name: str = "auto") -> Device:
     """Turn ``auto|cpu|cuda`` into a concrete device.
 

@@ -46,3 +46,14 @@ def test_retained_memory_is_reused_without_page_faults():
     # 64 MB is 16,384 pages of 4 KB: glibc's default maps a fresh block every time, and
     # every page faults again; kept in the heap, the block is reused as it is.
     assert returned > 10_000 and kept < 1_000, (returned, kept)
+
+
+def test_benches_refuse_to_time_cuda_without_a_real_gpu(monkeypatch):
+    from meshstyle import runtime
+
+    assert runtime.timing_device_problem("cpu") is None
+    monkeypatch.setattr(runtime, "cuda_simulator_enabled", lambda: True)
+    assert "simulator timings mean nothing" in runtime.timing_device_problem("cuda")
+    monkeypatch.setattr(runtime, "cuda_simulator_enabled", lambda: False)
+    monkeypatch.setattr(runtime, "numba_sees_gpu", lambda: False)
+    assert "no usable GPU" in runtime.timing_device_problem("cuda")
