@@ -106,11 +106,16 @@ def timing_device_problem(name: str) -> str | None:
         return None
     if cuda_simulator_enabled():
         return "--device cuda: simulator timings mean nothing; unset NUMBA_ENABLE_CUDASIM"
-    import torch
-
-    if not (torch.cuda.is_available() and numba_sees_gpu()):
+    if not gpu_usable():
         return f"--device cuda: no usable GPU. {CUDA_HINT}"
     return None
+
+
+def gpu_usable() -> bool:
+    """Whether both torch and numba can use a GPU here."""
+    import torch
+
+    return torch.cuda.is_available() and numba_sees_gpu()
 
 
 def resolve_device(name: str = "auto") -> Device:
@@ -126,9 +131,7 @@ def resolve_device(name: str = "auto") -> Device:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {name!r}")
     if name == "cpu":
         return Device("cpu", "cpu")
-    import torch
-
-    gpu = torch.cuda.is_available() and numba_sees_gpu()
+    gpu = gpu_usable()
     if name == "auto":
         return Device("cuda", "cuda") if gpu else Device("cpu", "cpu")
     if gpu:
