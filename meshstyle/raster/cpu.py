@@ -532,6 +532,7 @@ def order_faces(face_bbox, visible, tile, tiles_x, counts, order):
                 t = _centre_tile(face_bbox, b, f, tile, tiles_x)
                 order[n + counts[t]] = b * n_faces + f
                 counts[t] += 1
+        # Filling moved each counts[t] to the end of tile t's run: the last is the total.
         n += counts[n_tiles - 1]
     for b in range(n_batch):
         for f in range(n_faces):
