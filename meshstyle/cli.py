@@ -368,12 +368,12 @@ _EDIT_KEYS = (
 def stylize(ctx: click.Context, inputs, styles, **opts) -> None:
     """Paint meshes in the style of images and bend their shape to match.
 
-    INPUTS are meshes (files, folders, globs) and style images, told apart by suffix; every
-    mesh is paired with every style image.
+    INPUTS are meshes (files, folders, globs) and style images, told apart by suffix (a
+    folder by what it holds); every mesh is paired with every style image.
     """
     from meshstyle.commands.edit import classify_inputs
 
-    meshes, images = classify_inputs(inputs, styles)
+    meshes, images = classify_inputs(inputs, styles, recursive=opts["recursive"])
     if not meshes:
         raise click.UsageError("no mesh given (MESH files, folders or globs)")
     if not images:

@@ -179,6 +179,21 @@ def test_missing_style_and_mesh(runner, tmp_path):
     assert result.exit_code == 2 and "no mesh" in result.output
 
 
+def test_folders_are_told_apart_by_what_they_hold(tmp_path):
+    from meshstyle.commands.edit import classify_inputs
+
+    for name in ("meshes", "styles", "nested/deeper", "empty"):
+        (tmp_path / name).mkdir(parents=True)
+    write_sphere(tmp_path / "meshes" / "ball.obj")
+    write_style(tmp_path / "styles" / "noise.png")
+    write_style(tmp_path / "nested" / "deeper" / "noise.png")
+    folders = [str(tmp_path / name) for name in ("meshes", "styles", "nested", "empty")]
+    meshes, images = classify_inputs(tuple(folders), ())
+    assert meshes == [folders[0], folders[2], folders[3]] and images == [folders[1]]
+    meshes, images = classify_inputs(tuple(folders), (), recursive=True)
+    assert meshes == [folders[0], folders[3]] and images == [folders[1], folders[2]]
+
+
 @pytest.mark.slow
 def test_fit_recovers_the_teapot_from_silhouettes(runner, tmp_path, teapot_fit):
     result, out, target = teapot_fit.result, teapot_fit.out, teapot_fit.target

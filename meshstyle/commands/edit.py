@@ -36,15 +36,26 @@ MIN_STYLE_SIDE = 16
 
 
 def classify_inputs(
-    inputs: tuple[str, ...], styles: tuple[str, ...]
+    inputs: tuple[str, ...], styles: tuple[str, ...], *, recursive: bool = False
 ) -> tuple[list[str], list[str]]:
-    """Split positional inputs into meshes and style images by their suffix."""
+    """Split positional inputs into meshes and style images.
+
+    Files and globs go by their suffix. A folder goes by what it holds: a folder with mesh
+    files is a mesh folder, one with only images a folder of style images (so that
+    ``stylize meshes/ styles/`` pairs every mesh with every painting); an empty folder is
+    taken for meshes and reported when its meshes are looked for.
+    """
     meshes, images = [], list(styles)
     for item in inputs:
-        suffix = Path(item).suffix.lower()
-        if suffix in IMAGE_SUFFIXES:
+        path = Path(item)
+        suffix = path.suffix.lower()
+        if path.is_dir():
+            holds = _folder_suffixes(path, recursive)
+            is_images = holds.isdisjoint(MESH_SUFFIXES) and not holds.isdisjoint(IMAGE_SUFFIXES)
+            (images if is_images else meshes).append(item)
+        elif suffix in IMAGE_SUFFIXES:
             images.append(item)
-        elif suffix in MESH_SUFFIXES or Path(item).is_dir() or not suffix:
+        elif suffix in MESH_SUFFIXES or not suffix:
             meshes.append(item)
         elif any(ch in item for ch in "*?["):
             meshes.append(item)
@@ -55,6 +66,12 @@ def classify_inputs(
                 param_hint="INPUTS",
             )
     return meshes, images
+
+
+def _folder_suffixes(folder: Path, recursive: bool) -> set[str]:
+    """The lowercase suffixes of the files in a folder (and its sub-folders if recursive)."""
+    pattern = "**/*" if recursive else "*"
+    return {p.suffix.lower() for p in folder.glob(pattern) if p.is_file()}
 
 
 def check_layers(kind: str, settings: EditSettings) -> None:
