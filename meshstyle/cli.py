@@ -146,6 +146,7 @@ def _setup_runtime(device: str, threads: int | None):
     help="Turntable frames (GIF output).",
 )
 @click.option("--texture-size", type=click.IntRange(1, 16), default=4, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @device_options
 def render(
     mesh: Path,
@@ -156,15 +157,19 @@ def render(
     distance: float,
     frames: int,
     texture_size: int,
+    overwrite: bool,
     device: str,
     threads: int | None,
 ) -> None:
     """Render MESH to a PNG (one view) or a turntable GIF."""
+    from meshstyle.fsutil import check_output_file
+
     suffix = output.suffix.lower()
     if suffix not in (".png", ".gif"):
         raise click.BadParameter(
             f"output must end in .png or .gif; got {output.name!r}", param_hint="-o/--output"
         )
+    check_output_file(output, overwrite=overwrite, inputs=(mesh,))
     resolved = _setup_runtime(device, threads)
     from meshstyle.commands.render import render_mesh_to_file
     from meshstyle.console import step_progress

@@ -36,10 +36,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         The temporary path to write.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent
-    )
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent
+        )
+    except OSError as exc:
+        # Name the output the user asked for, not the temporary file beside it.
+        raise OSError(f"{final}: cannot be written ({_reason(exc, final.parent)})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     # mkstemp makes the file private (0600); an output gets the permissions any new file
@@ -88,5 +92,35 @@ def check_writable(out: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test."):
             pass
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise PermissionError(f"{out}: output folder cannot be written ({reason})") from None
+        raise PermissionError(
+            f"{out}: output folder cannot be written ({_reason(exc, out)})"
+        ) from None
+
+
+def check_output_file(
+    path: Path, *, overwrite: bool, inputs: tuple[Path, ...] = (), hint: str = "--overwrite"
+) -> None:
+    """Fail early, before any work, when a single output file should or cannot be written.
+
+    An input is never replaced, even with ``overwrite``; a file the user already has is
+    replaced only with ``overwrite`` (``hint`` names the flag that allows it).
+
+    Raises:
+        FileExistsError, PermissionError: with a message naming ``path`` and the rule.
+    """
+    for source in inputs:
+        if source.exists() and path.exists() and path.samefile(source):
+            raise FileExistsError(f"{path}: is an input ({source}); choose another output")
+    if path.is_dir():
+        raise FileExistsError(f"{path}: is a folder; the output must be a file name")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: already exists; use {hint} to replace it")
+    check_writable(path.parent)
+
+
+def _reason(exc: OSError, folder: Path) -> str:
+    """Why ``folder`` (or a file in it) could not be written, in words."""
+    blocking = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        return f"{blocking} is a file, not a folder"
+    return exc.strerror or type(exc).__name__

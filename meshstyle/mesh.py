@@ -291,7 +291,8 @@ def load_mesh(path: str | os.PathLike, *, max_faces: int | None = None) -> Mesh:
     keep = _valid_faces(vertices, faces)
     if not keep.any():
         raise MeshError(
-            f"{label}: all {total} faces are degenerate (zero area or bad vertex indices)"
+            f"{label}: all {total} faces are degenerate (corners on one line up to rounding, "
+            "or bad vertex indices)"
         )
     faces = faces[keep]
     if face_uvs is not None:

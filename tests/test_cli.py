@@ -62,6 +62,39 @@ def test_render_png_and_gif(runner, tmp_path):
     assert Image.open(tmp_path / "ball.gif").n_frames == 5
 
 
+def test_render_keeps_what_the_user_had(runner, tmp_path):
+    mesh = write_sphere(tmp_path / "ball.obj")
+    painting = write_style(tmp_path / "painting.png")
+    before = painting.read_bytes()
+    result = invoke(runner, "render", mesh, "-o", painting, "--image-size", 16)
+    assert result.exit_code == 1 and "already exists; use --overwrite" in result.output
+    assert painting.read_bytes() == before
+    result = invoke(runner, "render", mesh, "-o", painting, "--image-size", 16, "--overwrite")
+    assert result.exit_code == 0 and Image.open(painting).size == (16, 16)
+
+
+def test_render_output_path_errors_name_the_output(runner, tmp_path):
+    mesh = write_sphere(tmp_path / "ball.obj")
+    blocker = tmp_path / "afile"
+    blocker.write_text("a file, not a folder")
+    result = invoke(runner, "render", mesh, "-o", blocker / "x.png", "--image-size", 16)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{blocker} is a file, not a folder" in result.output
+    result = invoke(runner, "render", mesh, "-o", tmp_path, "--image-size", 16)
+    assert result.exit_code == 2  # click: a folder is not a file name
+
+
+def test_atomic_write_names_the_output_not_its_temporary(tmp_path):
+    from meshstyle.fsutil import atomic_write_text
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    with pytest.raises(OSError) as caught:
+        atomic_write_text(blocker / "x.json", "{}")
+    assert str(caught.value).startswith(f"{blocker / 'x.json'}: cannot be written")
+    assert ".tmp" not in str(caught.value)
+
+
 def test_render_bad_input(runner, tmp_path):
     mesh = write_sphere(tmp_path / "ball.obj")
     result = invoke(runner, "render", mesh, "-o", tmp_path / "ball.jpg")
@@ -151,7 +184,22 @@ def test_bad_flags_are_usage_errors(runner, tmp_path, args, message):
 def test_unknown_layer_is_a_usage_error(runner, tmp_path):
     mesh = write_sphere(tmp_path / "ball.obj")
     result = invoke(runner, "deepdream", mesh, "--layer", "conv9_9", "-o", tmp_path / "o")
-    assert result.exit_code == 2 and "unknown layer 'conv9_9'" in result.output
+    assert result.exit_code == 2 and "--layer: unknown layer 'conv9_9'" in result.output
+
+
+def test_preset_errors_name_the_file_and_the_key(runner, tmp_path):
+    mesh = write_sphere(tmp_path / "ball.obj")
+    style = write_style(tmp_path / "s.png")
+    out = tmp_path / "o"
+    missing = tmp_path / "nosuch.toml"
+    result = invoke(runner, "stylize", mesh, style, "-o", out, "--preset", missing)
+    assert result.exit_code == 2 and f"{missing}: preset file not found" in result.output
+    preset = tmp_path / "layers.toml"
+    preset.write_text('style_layers = ["relu1_2", "nosuch"]\n')
+    result = invoke(runner, "stylize", mesh, style, "-o", out, "--preset", preset)
+    assert result.exit_code == 2
+    assert f"{preset}: style_layers: unknown layer 'nosuch'" in result.output
+    assert not out.exists()
 
 
 def test_style_that_is_not_an_image(runner, tmp_path):

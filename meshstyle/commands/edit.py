@@ -74,18 +74,27 @@ def _folder_suffixes(folder: Path, recursive: bool) -> set[str]:
     return {p.suffix.lower() for p in folder.glob(pattern) if p.is_file()}
 
 
-def check_layers(kind: str, settings: EditSettings) -> None:
-    """Refuse, before any job starts, a network without weights or an unknown layer or channel."""
+def check_layers(kind: str, settings: EditSettings, origin: Callable[[str], str]) -> None:
+    """Refuse, before any job starts, a network without weights or an unknown layer or channel.
+
+    ``origin(key)`` says where a setting came from (its flag, or a preset file or name and
+    the key), so that the message points at what to change.
+    """
     from meshstyle.features import layer_channels, layer_names, weights_available
 
     available, reason = weights_available(settings.network)
     if not available:
-        raise ValueError(f"network {settings.network!r} cannot be used: {reason}")
+        raise ValueError(
+            f"{origin('network')}: network {settings.network!r} cannot be used: {reason}"
+        )
     valid = layer_names(settings.network)
+    key = "style_layers" if kind == "stylize" else "layer"
     wanted = settings.style_layers if kind == "stylize" else (settings.layer,)
     for name in wanted:
         if name not in valid:
-            raise ValueError(f"unknown layer {name!r}; choose one of {', '.join(valid)}")
+            raise ValueError(
+                f"{origin(key)}: unknown layer {name!r}; choose one of {', '.join(valid)}"
+            )
     if kind == "deepdream" and settings.channel >= 0:
         channels = layer_channels(settings.network, settings.layer)
         if settings.channel >= channels:
@@ -136,7 +145,16 @@ def run_edit(
             if kind == "stylize"
             else None
         )
-        check_layers(kind, settings)
+        preset = opts["preset"] or f"preset {DEFAULT_PRESETS[kind]}"
+        check_layers(
+            kind,
+            settings,
+            lambda key: (
+                "--" + key.replace("_", "-")
+                if overrides.get(key) is not None
+                else f"{preset}: {key}"
+            ),
+        )
         jobs = plan_jobs(kind, mesh_paths, style_paths, layer=settings.layer)
         shard_of = parse_shard(opts["shard"]) if opts["shard"] else None
         if shard_of:
