@@ -29,6 +29,12 @@ class BatchConsole:
 
     def __init__(self, jobs: int, iterations: int, *, quiet: bool = False, verbose: int = 0):
         self.console = Console(stderr=True)
+        # The summary is the run's result: on stdout, so that ``> log`` keeps it. A terminal
+        # folds long cells to its width; a log file gets whole names and paths (rich would
+        # otherwise assume 80 columns and cut the job names short).
+        self.results = Console()
+        if not self.results.is_terminal:
+            self.results = Console(width=100_000)
         self.quiet = quiet
         self.verbose = verbose
         self.jobs = jobs
@@ -101,7 +107,8 @@ class BatchConsole:
             )
 
     def summary(self, outcomes, out: Path) -> None:
-        """The table of jobs, then one unwrapped line per failure (even with ``--quiet``).
+        """The table of jobs and the report's path on stdout, then one unwrapped line per
+        failure on stderr (even with ``--quiet``).
 
         The failure lines are never folded, so a long path in a message stays whole and can
         be searched for or copied.
@@ -116,7 +123,7 @@ class BatchConsole:
                 highlight=False,
             )
         if not self.quiet:
-            self.console.print(
+            self.results.print(
                 f"report: {out / 'report.json'} and {out / 'report.html'}",
                 soft_wrap=True,
                 highlight=False,
@@ -141,7 +148,7 @@ class BatchConsole:
                 "" if loss is None else f"{loss:.4g}",
                 escape(where),
             )
-        self.console.print(table)
+        self.results.print(table)
 
 
 class step_progress:  # noqa: N801 - used like a function, in a with statement

@@ -141,6 +141,19 @@ def test_stylize_writes_every_output(runner, tmp_path):
     assert stat.S_IMODE(job.stat().st_mode) == 0o777 & ~_umask()
 
 
+def test_summary_goes_to_stdout_whole(runner, tmp_path):
+    # A log (not a terminal) gets the table on stdout, with names and paths not cut short.
+    mesh = write_sphere(tmp_path / "a_sphere_with_a_rather_long_name_for_a_log_file.obj")
+    style = write_style(tmp_path / "noise.png")
+    out = tmp_path / "a_long_output_folder_name_that_would_not_fit_in_eighty_columns"
+    result = invoke(runner, "stylize", mesh, style, "-o", out, "--preset", tiny_preset(tmp_path))
+    assert result.exit_code == 0, result.output
+    job = "a_sphere_with_a_rather_long_name_for_a_log_file__noise"
+    assert f"│ {job} │ done" in result.stdout
+    assert str(out / job) in result.stdout
+    assert f"report: {out / 'report.json'}" in result.stdout
+
+
 def test_deepdream_writes_its_folder(runner, tmp_path):
     mesh = write_sphere(tmp_path / "ball.obj")
     out = tmp_path / "out"
