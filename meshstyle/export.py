@@ -332,9 +332,10 @@ def write_glb(
 ) -> Path:
     """Write a binary glTF 2.0 file with the baked atlas as base-colour texture.
 
-    glTF stores UVs per vertex, so every face gets its own three vertices; loaders that weld
-    by position (:func:`meshstyle.mesh.load_mesh`) recover the original vertex count. The
-    material is double-sided, matching the renderer, unlit-looking (metallic 0, rough 1).
+    glTF stores UVs per vertex: corners that share a vertex and its UV share one glTF
+    vertex, and a vertex is split only where its faces' UVs differ (along texture seams;
+    everywhere for the per-face atlas). The material is double-sided, matching the renderer,
+    unlit-looking (metallic 0, rough 1).
 
     Args:
         path: output ``.glb`` file, written atomically.
@@ -352,14 +353,28 @@ def write_glb(
 
     vertices, faces = _check_geometry(vertices, faces)
     atlas, face_uvs = _bake_for(faces, cubes, baked)
-    num_faces = len(faces)
-    data = glb_bytes(
-        vertices[faces].reshape(-1, 3),
-        face_uvs.reshape(-1, 2),
-        np.arange(3 * num_faces, dtype=np.int64).reshape(num_faces, 3),
-        _png_bytes(atlas) if png is None else png,
-    )
+    corners, uvs, triangles = _weld_corners(faces, face_uvs)
+    data = glb_bytes(vertices[corners], uvs, triangles, _png_bytes(atlas) if png is None else png)
     return atomic_write_bytes(path, data)
+
+
+def _weld_corners(
+    faces: np.ndarray, face_uvs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One output vertex per distinct (vertex, UV) pair of the faces' corners.
+
+    Args:
+        faces: (F, 3) vertex indices; face_uvs: (F, 3, 2) the corners' UVs.
+
+    Returns:
+        ``(corners (N,), uvs (N, 2) float32, triangles (F, 3))``: the vertex index and UV of
+        each output vertex, and the faces indexing them.
+    """
+    # + 0.0 makes -0.0 and 0.0 one UV; the bit patterns make exact keys for np.unique.
+    uvs = (face_uvs.reshape(-1, 2).astype(np.float32) + np.float32(0.0)).copy()
+    keys = np.column_stack([faces.reshape(-1).astype(np.int64), uvs.view(np.int32)])
+    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    return faces.reshape(-1)[first], uvs[first], inverse.reshape(-1, 3)
 
 
 def write_mesh_files(

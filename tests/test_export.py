@@ -213,3 +213,32 @@ def test_glb_container_is_well_formed(tmp_path):
     image_view = views[document["images"][0]["bufferView"]]
     start = image_view["byteOffset"]
     assert binary[start : start + image_view["byteLength"]] == b"\x89PNG12345"
+
+
+def _glb_document(path):
+    import json
+    import struct
+
+    data = path.read_bytes()
+    (json_length,) = struct.unpack_from("<I", data, 12)
+    return json.loads(data[20 : 20 + json_length])
+
+
+def test_glb_shares_vertices_whose_uvs_agree(tmp_path):
+    # A quad of two faces: one vertex per corner where the UVs agree, a split on a seam.
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], dtype=np.float32)
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    uv = {0: [0.0, 0.0], 1: [1.0, 0.0], 2: [1.0, 1.0], 3: [0.0, 1.0]}
+    face_uvs = np.array([[uv[i] for i in face] for face in faces], dtype=np.float32)
+    atlas = np.full((4, 4, 3), 128, dtype=np.uint8)
+    cubes = np.zeros((2, 1, 1, 1, 3))
+    write_glb(tmp_path / "shared.glb", vertices, faces, cubes, baked=(atlas, face_uvs))
+    seam = face_uvs.copy()
+    seam[1, 1] = [0.5, 0.5]  # vertex 2 has another UV in the second face
+    write_glb(tmp_path / "seam.glb", vertices, faces, cubes, baked=(atlas, seam))
+    for name, count in (("shared", 4), ("seam", 5)):
+        position = _glb_document(tmp_path / f"{name}.glb")["accessors"][0]
+        assert position["count"] == count, name
+        mesh = load_mesh(tmp_path / f"{name}.glb")
+        np.testing.assert_array_equal(mesh.vertices[mesh.faces], vertices[faces])
+    np.testing.assert_allclose(load_mesh(tmp_path / "seam.glb").face_uvs, seam, atol=1e-6)
