@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -78,6 +79,29 @@ def test_make_data_never_overwrites(trained):
     assert (data / "chair_train_images.npz").read_bytes() == before
 
 
+def test_make_data_refuses_a_folder_that_is_not_a_data_set(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("precious")
+    result = run("make-data", folder, "--classes", "lamp", "--train", 1, "--val", 1, "--test", 1)
+    assert result.exit_code == 1, result.output
+    assert "not a data set" in result.output and "notes.txt" in result.output
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+    assert (folder / "notes.txt").read_text() == "precious"
+
+
+def test_make_data_adds_classes_to_a_data_set(trained, tmp_path):
+    data, _ = trained
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    result = run("make-data", copy, "--classes", "table", "--train", 1, "--val", 1, "--test", 1)
+    assert result.exit_code == 0, result.output
+    assert (copy / "table_test_voxels.npz").is_file()
+    assert (copy / "chair_train_images.npz").read_bytes() == (
+        data / "chair_train_images.npz"
+    ).read_bytes()
+
+
 def test_check_data_passes_ours_and_fails_original(trained):
     data, _ = trained
     ok = run("check-data", data, "--objects", 1, "--json")
@@ -98,9 +122,74 @@ def test_train_writes_the_run(trained):
     assert Image.open(model / "curves.png").size[0] > 100
 
 
+def test_train_refuses_a_folder_that_is_not_a_run(trained, tmp_path):
+    data, _ = trained
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "log.csv").write_text("precious\n")
+    (folder / "model.pt").write_text("x\n")
+    result = run("train", data, "-o", folder, "--iterations", 1, "--batch-size", 2, "-q")
+    assert result.exit_code == 1, result.output
+    assert "holds no run" in result.output and "Traceback" not in result.output
+    assert sorted(p.name for p in folder.iterdir()) == ["log.csv", "model.pt"]
+    assert (folder / "log.csv").read_text() == "precious\n"
+    assert (folder / "model.pt").read_text() == "x\n"
+
+
+def test_resume_refuses_settings_that_differ_from_the_run(trained):
+    data, model = trained
+    before = (model / "config.json").read_text()
+    result = run(
+        "train",
+        data,
+        "-o",
+        model,
+        "--iterations",
+        3,
+        "--decoder",
+        "voxel",
+        "--lr",
+        5,
+        "--batch-size",
+        2,
+        "--classes",
+        "lamp",
+        "-q",
+    )
+    assert result.exit_code == 1, result.output
+    for listed in (
+        "--decoder (run: mesh, given: voxel)",
+        "--lr (run: 0.001, given: 5)",
+        "--classes (run: chair,lamp, given: lamp)",
+    ):
+        assert listed in result.output, result.output
+    assert "--batch-size" not in result.output  # the run's own value, given again
+    assert "new -o" in result.output and result.output.strip().count("\n") == 0
+    assert (model / "config.json").read_text() == before
+    # The run's own values given explicitly (classes in any order) are no conflict: the
+    # command goes on to the length check.
+    same = run(
+        "train",
+        data,
+        "-o",
+        model,
+        "--iterations",
+        2,
+        "--batch-size",
+        2,
+        "--eval-every",
+        1,
+        "--classes",
+        "lamp,chair",
+        "--no-batch-norm",
+    )
+    assert same.exit_code == 1 and "already trained for 2 steps" in same.output, same.output
+
+
 def test_train_options_for_the_encoder_regularisers_and_warmup(trained, tmp_path):
     data, _ = trained
     normed, weighted = tmp_path / "normed", tmp_path / "weighted"
+    normed.mkdir()  # an empty folder starts a new run
     result = run(
         "train", data, "-o", normed, "--iterations", 1, "--batch-size", 2, "-q", "--batch-norm"
     )
@@ -164,6 +253,48 @@ def test_eval_prints_json_per_class(trained, tmp_path):
     assert Image.open(sheet).size == (512, 2 * 128)  # one test object per class: two rows
 
 
+def test_eval_never_replaces_a_file_it_did_not_write(trained, tmp_path, monkeypatch):
+    data, model = trained
+    mesh = tmp_path / "mesh.obj"
+    mesh.write_text("v 0 0 0\n")
+    result = run("eval", data, "--model", model, "-o", mesh, "--overwrite")
+    assert result.exit_code == 1, result.output
+    assert "not a report written by 'reconstruct eval'" in result.output
+    assert mesh.read_text() == "v 0 0 0\n"
+    report = tmp_path / "iou.json"
+    assert run("eval", data, "--model", model, "-o", report).exit_code == 0
+    again = run("eval", data, "--model", model, "-o", report)
+    assert again.exit_code == 1 and "--overwrite" in again.output, again.output
+    assert run("eval", data, "--model", model, "-o", report, "--overwrite").exit_code == 0
+    # Output paths are checked before the evaluation runs.
+    import meshstyle.reconstruct.evaluate as evaluate
+
+    def never(*args, **kwargs):
+        raise AssertionError("the evaluation ran")
+
+    monkeypatch.setattr(evaluate, "score", never)
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    early = run("eval", data, "--model", model, "-o", afile / "x.json")
+    assert early.exit_code == 1 and "cannot be written" in early.output, early.output
+    sheet = run("eval", data, "--model", model, "--sheet", mesh)
+    assert sheet.exit_code == 1 and "already exists" in sheet.output, sheet.output
+
+
+def test_predict_never_replaces_its_input(trained, tmp_path):
+    data, model = trained
+    image = _image(tmp_path / "img.png", data)
+    before = image.read_bytes()
+    for extra in ([], ["--overwrite"]):
+        result = run("predict", image, "--model", model, "-o", tmp_path, *extra)
+        assert result.exit_code == 1, result.output
+        assert "output texture" in result.output
+        assert "would replace the input image" in result.output
+        assert "another -o" in result.output
+        assert image.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.png"]
+
+
 def _image(path, data):
     with np.load(data / "chair_test_images.npz") as f:
         rgba = f["arr_0"][0, 3].transpose(1, 2, 0)
@@ -186,6 +317,7 @@ def test_predict_writes_obj_and_glb(trained, tmp_path, explicit):
     assert len(mesh.faces) == 1280 and np.abs(mesh.vertices).max() <= 0.5
     again = run(*words, image, "--model", model, "-o", tmp_path / "out")
     assert again.exit_code == 1 and "--overwrite" in again.output
+    assert f"{obj}: already exists (the output mesh for {image})" in again.output
 
 
 def test_bad_inputs_give_one_line_errors(trained, tmp_path):

@@ -159,6 +159,21 @@ def test_resume_continues_the_run(tiny_data, tmp_path):
     assert model.kind == "mesh"
 
 
+def test_trainer_never_trains_into_a_folder_of_other_files(tiny_data, tmp_path):
+    settings = TrainSettings(batch_size=2, val_objects=1)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "log.csv").write_text("precious\n")
+    with pytest.raises(FileExistsError, match="holds no run"):
+        Trainer(tiny_data, folder, settings)
+    assert (folder / "log.csv").read_text() == "precious\n"
+    # A checkpoint.pt of another program is named, not a traceback from its missing keys.
+    torch.save({"state_dict": {}}, folder / "checkpoint.pt")
+    with pytest.raises(ValueError, match="not a checkpoint of 'meshstyle reconstruct train'"):
+        Trainer(tiny_data, folder, settings)
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.pt", "log.csv"]
+
+
 def test_resumed_run_matches_an_uninterrupted_one(tiny_data, tmp_path):
     settings = TrainSettings(batch_size=2, eval_every=100, val_objects=1, seed=2)
     train(tiny_data, tmp_path / "a", settings, iterations=2)

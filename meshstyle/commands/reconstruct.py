@@ -24,14 +24,20 @@ def _console():
 
 
 def make_data(out: Path, classes: list[str], counts: dict[str, int], seed: int, quiet: bool):
-    """Write the procedural data set; returns the list of files written."""
+    """Write the procedural data set; returns the list of files written.
+
+    ``out`` is new, empty, or a data set that the classes or splits are added to; nothing in
+    it is replaced (FileExistsError otherwise).
+    """
     from meshstyle.console import step_progress
     from meshstyle.reconstruct.layout import IMAGE_SIZE, VIEWS, VOXEL_SIZE
+    from meshstyle.reconstruct.outputs import check_data_folder
     from meshstyle.reconstruct.procedural import CLASSES, make_object, split_rng, write_split
 
     unknown = [c for c in classes if c not in CLASSES]
     if unknown:
         raise ValueError(f"unknown class {unknown[0]!r}; procedural classes are {list(CLASSES)}")
+    check_data_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     existing = [
         p.name
@@ -73,8 +79,59 @@ def check_data(data: Path, layout_name: str, split: str, classes, per_class: int
     return check_layout(loaded, per_class=per_class)
 
 
-def train_run(data: Path, run: Path, settings, iterations, minutes, device, quiet: bool):
-    """Train with a rich progress line (loss, validation IoU, images/s)."""
+def _shown(value) -> str:
+    """A setting's value as the command line spells it."""
+    if isinstance(value, tuple):
+        return ",".join(value) if value else "all"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _same(field: str, run_value, given_value) -> bool:
+    if field == "classes":
+        # The order of --classes names changes nothing the run is trained on.
+        return sorted(run_value) == sorted(given_value)
+    return run_value == given_value
+
+
+def resume_conflicts(run_settings, run_classes, given: dict[str, tuple[str, object]]):
+    """The options given for a resumed run that differ from the run's own settings.
+
+    Args:
+        run_settings: the run's :class:`~meshstyle.reconstruct.train.TrainSettings`.
+        run_classes: the classes it trains on (its settings' classes, or every class of
+            the data when those are empty).
+        given: option (e.g. ``"--lr"``) -> (settings field, value given) for the options
+            given explicitly on the command line.
+
+    Returns:
+        (option, run's value, given value) triples, spelt as on the command line.
+    """
+    conflicts = []
+    for option, (field, value) in given.items():
+        theirs = tuple(run_classes) if field == "classes" else getattr(run_settings, field)
+        if not _same(field, theirs, value):
+            conflicts.append((option, _shown(theirs), _shown(value)))
+    return conflicts
+
+
+def train_run(
+    data: Path,
+    run: Path,
+    settings,
+    iterations,
+    minutes,
+    device,
+    quiet: bool,
+    given: dict[str, tuple[str, object]] | None = None,
+):
+    """Train with a rich progress line (loss, validation IoU, images/s).
+
+    ``given``: the settings options given explicitly (see :func:`resume_conflicts`); a
+    resumed run keeps its own settings, so one that differs is an error (ValueError) rather
+    than silently ignored.
+    """
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -88,6 +145,15 @@ def train_run(data: Path, run: Path, settings, iterations, minutes, device, quie
 
     console = _console()
     trainer = Trainer(data, run, settings, (device.torch_device, device.backend))
+    conflicts = []
+    if trainer.resumed:
+        conflicts = resume_conflicts(trainer.settings, trainer.train_split.classes, given or {})
+    if conflicts:
+        listed = ", ".join(f"{o} (run: {theirs}, given: {ours})" for o, theirs, ours in conflicts)
+        raise ValueError(
+            f"{run}: resuming keeps the run's own settings, and these options differ: {listed}; "
+            "drop them to resume, or give a new -o to train a run with them"
+        )
     if iterations is not None and trainer.step_count >= iterations:
         raise ValueError(
             f"{run}: already trained for {trainer.step_count} steps; give --iterations above "
@@ -145,18 +211,25 @@ def evaluate_run(
     output: Path | None,
     sheet: Path | None = None,
     inside: str = "nonzero",
+    overwrite: bool = False,
 ):
     """Score a run on a split; returns the result dict (also written to ``output``), and
     draws inputs beside reconstructions into ``sheet`` when given. ``inside``: how a mesh
-    is voxelised (see :func:`meshstyle.reconstruct.voxelize.voxelize`)."""
+    is voxelised (see :func:`meshstyle.reconstruct.voxelize.voxelize`).
+
+    The outputs are checked before the evaluation (see
+    :func:`meshstyle.reconstruct.outputs.check_eval_outputs`): an earlier report or sheet is
+    replaced only with ``overwrite``, another file never."""
     from rich.progress import Progress
 
     from meshstyle.reconstruct.check import silhouette_ceiling
     from meshstyle.reconstruct.data import load_split
     from meshstyle.reconstruct.evaluate import THRESHOLDS, per_class, score
     from meshstyle.reconstruct.layout import get_layout
+    from meshstyle.reconstruct.outputs import check_eval_outputs
     from meshstyle.reconstruct.train import TrainSettings, load_model
 
+    check_eval_outputs(output, sheet, overwrite)
     model, config = load_model(model_dir, device.torch_device)
     settings = TrainSettings.from_json(config["settings"])
     loaded = load_split(data, split, get_layout(settings.layout), config["classes"])
@@ -256,8 +329,20 @@ def read_image(path: Path) -> np.ndarray:
     return np.ascontiguousarray(padded.transpose(2, 0, 1))
 
 
+#: What predict writes for each image, by suffix: ``OUT/<stem><suffix>``.
+_OUTPUT_KINDS = {
+    ".obj": "the output mesh",
+    ".mtl": "the output material written next to {stem}.obj",
+    ".png": "the output texture written next to {stem}.obj",
+    ".glb": "the output GLB",
+}
+
+
 def predict_files(images: list[Path], model_dir: Path, out: Path, device, overwrite: bool):
     """Reconstruct each image; writes ``OUT/<stem>.obj`` (+ .mtl, .png) and ``.glb``.
+
+    No output replaces an input (an image, or a file of the run), even with ``overwrite``;
+    without it, no output replaces an existing file (FileExistsError).
 
     Returns:
         (image, files written) pairs.
@@ -266,20 +351,35 @@ def predict_files(images: list[Path], model_dir: Path, out: Path, device, overwr
 
     from meshstyle.export import write_mesh_files
     from meshstyle.mesh import sanitise_name
+    from meshstyle.reconstruct.outputs import RUN_FILES, replaced_input
     from meshstyle.reconstruct.train import load_model
     from meshstyle.reconstruct.voxelize import voxel_surface
 
     stems = [sanitise_name(p.stem) for p in images]
+    # The run's own files are inputs too: an image named curves.jpg with -o RUN would
+    # otherwise write its texture over the run's curves.png.
+    inputs = list(images) + [model_dir / name for name in RUN_FILES]
     seen: dict[str, Path] = {}
     for path, stem in zip(images, stems, strict=True):
         if stem in seen:
             raise ValueError(f"{path}: same output name {stem!r} as {seen[stem]}; rename one")
         seen[stem] = path
+        outputs = {suffix: out / f"{stem}{suffix}" for suffix in _OUTPUT_KINDS}
+        # First, and whatever --overwrite says: an output never replaces an input.
+        for suffix, output in outputs.items():
+            replaced = replaced_input(output, inputs)
+            if replaced is not None:
+                what = "input image" if replaced in images else "file of the --model run"
+                raise FileExistsError(
+                    f"{output}: {_OUTPUT_KINDS[suffix].format(stem=stem)} would replace the "
+                    f"{what} {replaced}; choose another -o (--overwrite never replaces an input)"
+                )
         if not overwrite:
-            for suffix in (".obj", ".glb", ".mtl", ".png"):
-                if (out / f"{stem}{suffix}").exists():
+            for suffix, output in outputs.items():
+                if output.exists():
                     raise FileExistsError(
-                        f"{out / (stem + suffix)}: already exists; use --overwrite to replace it"
+                        f"{output}: already exists ({_OUTPUT_KINDS[suffix].format(stem=stem)} "
+                        f"for {path}); use --overwrite to replace it, or choose another -o"
                     )
     batch = torch.from_numpy(np.stack([read_image(p) for p in images]))
     from meshstyle.reconstruct.layout import get_layout

@@ -79,7 +79,11 @@ def reconstruct() -> None:
     show_default=True,
     help="Folder for <image>.obj/.mtl/.png and <image>.glb.",
 )
-@click.option("--overwrite", is_flag=True, help="Replace earlier outputs of the same name.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace earlier outputs of the same name (never an input image).",
+)
 @_device_options
 def predict(images, model_dir, output, overwrite, device, threads) -> None:
     """Reconstruct each IMAGE (RGBA, or an object on black) as a mesh in the object's
@@ -91,6 +95,40 @@ def predict(images, model_dir, output, overwrite, device, threads) -> None:
         click.echo(f"{image} -> {', '.join(str(f) for f in files if f.suffix in ('.obj', '.glb'))}")
 
 
+#: The train options that set a run's :class:`~meshstyle.reconstruct.train.TrainSettings`:
+#: click parameter name -> (option as typed, settings field). They are fixed for the life of
+#: a run; --iterations, --minutes, --device, --threads and -q may change on every call.
+_SETTING_OPTIONS = {
+    "classes": ("--classes", "classes"),
+    "decoder": ("--decoder", "decoder"),
+    "batch_size": ("--batch-size", "batch_size"),
+    "lr": ("--lr", "learning_rate"),
+    "lr_schedule": ("--lr-schedule", "lr_schedule"),
+    "warmup_steps": ("--warmup", "warmup_steps"),
+    "batch_norm": ("--batch-norm/--no-batch-norm", "batch_norm"),
+    "flatten_weight": ("--flatten-weight", "flatten_weight"),
+    "laplacian_weight": ("--laplacian-weight", "laplacian_weight"),
+    "seed": ("--seed", "seed"),
+    "eval_every": ("--eval-every", "eval_every"),
+    "layout": ("--layout", "layout"),
+}
+
+
+def _given_settings(ctx: click.Context, settings) -> dict[str, tuple[str, object]]:
+    """The settings options typed on the command line (not left at their defaults):
+    option -> (settings field, value), for :func:`~meshstyle.commands.reconstruct.train_run`
+    to compare with a resumed run's own."""
+    from click.core import ParameterSource
+
+    given = {}
+    for name, (option, field) in _SETTING_OPTIONS.items():
+        if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT):
+            if option.startswith("--batch-norm"):
+                option = "--batch-norm" if settings.batch_norm else "--no-batch-norm"
+            given[option] = (field, getattr(settings, field))
+    return given
+
+
 @reconstruct.command("train")
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option(
@@ -99,7 +137,8 @@ def predict(images, model_dir, output, overwrite, device, threads) -> None:
     "run",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Run folder; an existing run is resumed with its own settings.",
+    help="Run folder: new or empty, or an earlier run to resume with its own settings "
+    "(options given that differ from them are an error).",
 )
 @click.option("--classes", default=None, help="Comma-separated class names (default: all).")
 @click.option("--decoder", type=click.Choice(["mesh", "voxel"]), default="mesh", show_default=True)
@@ -168,7 +207,9 @@ def predict(images, model_dir, output, overwrite, device, threads) -> None:
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @_device_options
+@click.pass_context
 def train(
+    ctx: click.Context,
     data,
     run,
     classes,
@@ -215,7 +256,8 @@ def train(
         seed=seed,
         eval_every=eval_every,
     )
-    outcome = train_run(data, run, settings, iterations, minutes, resolved, quiet)
+    given = _given_settings(ctx, settings)
+    outcome = train_run(data, run, settings, iterations, minutes, resolved, quiet, given)
     val = "-" if outcome.val_iou is None else f"{outcome.val_iou:.4f}"
     click.echo(
         f"{outcome.steps_now} steps in {outcome.seconds_now:.0f}s "
@@ -235,7 +277,7 @@ def train(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Also write the JSON to this file.",
+    help="Also write the JSON to this file (a new one, or an earlier report with --overwrite).",
 )
 @click.option(
     "--sheet",
@@ -252,13 +294,20 @@ def train(
     "(nonzero), or where a ray crosses it an odd number of times (parity: a part that a "
     "folded surface wraps twice comes out empty).",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an earlier report (-o) or sheet (--sheet) of the same name.",
+)
 @_device_options
-def evaluate(data, model_dir, split, as_json, output, sheet, inside, device, threads) -> None:
+def evaluate(
+    data, model_dir, split, as_json, output, sheet, inside, overwrite, device, threads
+) -> None:
     """Per-class voxel IoU of RUN's model on DATA's split (all objects, all 24 views)."""
     resolved = _runtime(device, threads)
     from meshstyle.commands.reconstruct import evaluate_run, iou_table
 
-    result = evaluate_run(data, model_dir, split, resolved, output, sheet, inside)
+    result = evaluate_run(data, model_dir, split, resolved, output, sheet, inside, overwrite)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
@@ -276,7 +325,8 @@ def evaluate(data, model_dir, split, as_json, output, sheet, inside, device, thr
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-q", "--quiet", is_flag=True)
 def make_data(output, classes, n_train, n_val, n_test, seed, quiet) -> None:
-    """Render a procedural data set (objects per class and split) into OUTPUT."""
+    """Render a procedural data set (objects per class and split) into OUTPUT: a new or
+    empty folder, or a data set that other classes or splits are added to."""
     from meshstyle.commands.reconstruct import make_data as run
 
     counts = {"train": n_train, "val": n_val, "test": n_test}

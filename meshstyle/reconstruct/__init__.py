@@ -12,5 +12,6 @@ Modules:
     voxelize: meshes to 32^3 occupancy and voxel grids to surface meshes.
     model: the encoder, the mesh decoder, the voxel decoder and their losses.
     train: the training loop, checkpoints and logs.
+    outputs: where the commands may write (run folder, data folder, eval report).
     evaluate: voxel IoU per class.
 """

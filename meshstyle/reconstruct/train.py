@@ -42,6 +42,7 @@ from meshstyle.reconstruct.model import (
     soft_iou_loss,
     view_rays,
 )
+from meshstyle.reconstruct.outputs import check_run_folder
 
 LOG_FIELDS = (
     "step",
@@ -205,6 +206,30 @@ def load_model(run: str | Path, device: str = "cpu") -> tuple[Reconstructor, dic
     return model.to(device).eval(), config
 
 
+#: What every checkpoint holds (see :meth:`Trainer.save`).
+CHECKPOINT_KEYS = ("model", "optimizer", "step", "numpy_rng", "torch_rng", "settings")
+
+
+def _load_checkpoint(path: Path) -> dict:
+    """A run's checkpoint, checked to be one that :meth:`Trainer.save` wrote.
+
+    Raises:
+        ValueError: the file cannot be read or is another program's checkpoint.
+    """
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        missing = [key for key in CHECKPOINT_KEYS if key not in checkpoint]
+        if missing:
+            raise ValueError(f"no {missing[0]!r} entry")
+        TrainSettings.from_json(json.loads(checkpoint["settings"]))
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise ValueError(
+            f"{path}: not a checkpoint of 'meshstyle reconstruct train' "
+            f"({type(exc).__name__}: {exc}); choose another run folder"
+        ) from None
+    return checkpoint
+
+
 def _save_torch(path: Path, obj) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -228,9 +253,14 @@ def _read_log(path: Path) -> list[dict]:
 class Trainer:
     """One run: a model, its optimizer and data, stepping and saving.
 
+    Raises:
+        FileExistsError: ``run`` is a file or a folder of other files (see
+            :func:`meshstyle.reconstruct.outputs.check_run_folder`).
+        ValueError: ``run`` holds a checkpoint that cannot be read.
+
     Args:
         data: the data folder.
-        run: the run folder (created; resumed when it holds a checkpoint).
+        run: the run folder: new or empty (created), or a run (resumed from its checkpoint).
         settings: used for a new run; a resumed run keeps the settings it was started with.
         device: torch device and rasterizer backend, e.g. ``("cpu", "cpu")``.
     """
@@ -238,10 +268,11 @@ class Trainer:
     def __init__(self, data: str | Path, run: str | Path, settings: TrainSettings, device=None):
         self.run = Path(run)
         self.torch_device, self.backend = device or ("cpu", "cpu")
-        checkpoint_path = self.run / "checkpoint.pt"
-        self.resumed = checkpoint_path.is_file()
+        # Refused before anything is read or written: a folder of the user's own files is
+        # never trained into (the run's files would replace theirs).
+        self.resumed = check_run_folder(self.run)
         if self.resumed:
-            checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+            checkpoint = _load_checkpoint(self.run / "checkpoint.pt")
             settings = TrainSettings.from_json(json.loads(checkpoint["settings"]))
         self.settings = settings
         layout = get_layout(settings.layout)
