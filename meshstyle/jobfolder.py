@@ -10,6 +10,13 @@ The contract every command that writes ``OUT/<job>/`` keeps (stylize, deepdream,
 - The marker records what made the result: the inputs' SHA-256 and the settings. A rerun
   skips a job only when they are the same; a result made from other inputs is replaced only
   with ``--overwrite``.
+- The marker also lists the files the job wrote (``files``). A file or folder the user put
+  into a finished result is not among them: when the result is replaced it is carried over,
+  unchanged, into the new result, and when the new result writes a file of the same name the
+  replacement is refused with a message naming it. A marker of an older version without the
+  list counts the files its ``outputs`` name as the job's. Only the job's own files are ever
+  deleted; a replacement cut short between its renames leaves the user's files in the hidden
+  ``OUT/.<job>.N.old`` folder, where they stay.
 - A folder or file at the job's name that has no marker was not written by meshstyle: it is
   never moved or deleted, and the job fails with a message instead.
 """
@@ -26,7 +33,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 #: Written last into a job folder: its presence means every output is complete.
 COMPLETE_MARKER = ".meshstyle-complete.json"
@@ -282,11 +289,13 @@ def write_job_folder(
         overwrite: a complete result made from other inputs may be replaced.
 
     Returns:
-        The marker written: the summary with ``made_from`` added.
+        The marker written: the summary with ``files`` (every file the job wrote, relative
+        POSIX paths, the marker not included) and ``made_from`` added.
 
     Raises:
         FileExistsError: a complete result made from other inputs (without ``overwrite``),
-            or anything at the job's name that meshstyle did not write.
+            anything at the job's name that meshstyle did not write, or a file the user put
+            into the result being replaced that has the name of one the new result writes.
     """
     from meshstyle.fsutil import atomic_write_text, temporary_folder
 
@@ -296,11 +305,10 @@ def write_job_folder(
         # under the job's lock, these can only be from a run that was killed
         shutil.rmtree(leftover, ignore_errors=True)
     for aside in out.glob(f".{name}.*{ASIDE_SUFFIX}"):
-        if read_marker(aside) is not None:  # a replaced result of ours
-            shutil.rmtree(aside, ignore_errors=True)
+        remove_own_files(aside)  # a replaced result: only what the job wrote goes
     tmp = temporary_folder(out, name, PARTIAL_SUFFIX)
     try:
-        summary = {**write(tmp), "made_from": made_from}
+        summary = {**write(tmp), "files": list_files(tmp), "made_from": made_from}
         atomic_write_text(tmp / COMPLETE_MARKER, dumps(summary))
         # checked again: the user may have put something there while the job ran
         check_replaceable(final, made_from, overwrite=overwrite)
@@ -341,14 +349,134 @@ def _commit(tmp: Path, final: Path) -> None:
     """Rename ``tmp`` to ``final``; a complete result there is first moved aside.
 
     At every moment a complete result (old or new) is under the final name, except for the
-    instant between the two renames.
+    instant between the two renames. What the user put into the old result is then moved
+    into the new one, and only the old result's own files are deleted.
+
+    Raises:
+        FileExistsError: what is at ``final`` is not a result of ours (it appeared since the
+            last check), or a file the user put there has the name of one in ``tmp``.
     """
-    if not final.exists():
+    if not final.exists() and not final.is_symlink():
         tmp.rename(final)
         return
+    summary = read_marker(final)
+    if summary is None or final.is_symlink():
+        raise FileExistsError(
+            f"{final} appeared while the job ran and was not written by meshstyle"
+        )
+    carried = foreign_entries(final, written_files(summary))
+    clashes = [rel for rel in carried if _taken(tmp, rel)]
+    if clashes:
+        raise FileExistsError(
+            f"{final} holds {', '.join(clashes)}, not written by meshstyle, and the new result "
+            "writes a file of the same name; move it out of the folder to replace the result, "
+            "or choose another -o"
+        )
     aside = final.with_name(f".{final.name}.{time.time_ns()}{ASIDE_SUFFIX}")
     final.rename(aside)
-    tmp.rename(final)
-    if read_marker(aside) is not None:
-        shutil.rmtree(aside, ignore_errors=True)
-    # else: something put there since the check a moment ago; kept, hidden, never deleted
+    try:
+        tmp.rename(final)
+    except BaseException:
+        aside.rename(final)
+        raise
+    for rel in carried:
+        target = final.joinpath(*PurePosixPath(rel).parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        aside.joinpath(*PurePosixPath(rel).parts).rename(target)
+    remove_own_files(aside)
+
+
+# ---------------------------------------------------------------------------------------
+# Whose files
+# ---------------------------------------------------------------------------------------
+
+
+def list_files(folder: Path) -> list[str]:
+    """Every file under ``folder`` (links included), as sorted relative POSIX paths."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        base = Path(root).relative_to(folder)
+        links = [d for d in dirs if (Path(root) / d).is_symlink()]  # os.walk does not enter them
+        found += [(base / name).as_posix() for name in files + links]
+    return sorted(found)
+
+
+def written_files(summary: dict) -> set[str]:
+    """The files a finished job wrote, by its marker: relative POSIX paths, marker included.
+
+    Markers written before the list was kept name the job's files only under ``outputs``;
+    anything else in such a folder counts as the user's, which keeps it.
+    """
+    files = summary.get("files")
+    if not isinstance(files, list):
+        outputs = summary.get("outputs")
+        files = list(outputs.values()) if isinstance(outputs, dict) else []
+    return {f for f in files if _inside(f)} | {COMPLETE_MARKER}
+
+
+def _inside(rel) -> bool:
+    """Whether a marker's entry names a path inside its folder.
+
+    A marker is a file anyone can edit in OUT, and what it lists gets deleted.
+    """
+    if not isinstance(rel, str) or not rel or "\\" in rel:
+        return False
+    path = PurePosixPath(rel)
+    return not path.is_absolute() and all(part not in ("", ".", "..") for part in rel.split("/"))
+
+
+def foreign_entries(folder: Path, ours: set[str]) -> list[str]:
+    """What in ``folder`` is not among ``ours``: the outermost such entries, relative paths.
+
+    A sub-folder holding none of ``ours`` is one entry; one holding some is looked into. A
+    link, or a folder at the name of one of our files, is never ours.
+    """
+    found: list[str] = []
+
+    def visit(current: Path, prefix: str) -> None:
+        for entry in sorted(os.scandir(current), key=lambda e: e.name):
+            rel = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False) and any(f.startswith(rel + "/") for f in ours):
+                visit(Path(entry.path), rel + "/")
+            elif not (rel in ours and entry.is_file(follow_symlinks=False)):
+                found.append(rel)
+
+    visit(folder, "")
+    return found
+
+
+def remove_own_files(folder: Path) -> None:
+    """Delete a replaced result of ours: its own files, and the folder once nothing else is left.
+
+    A folder without a marker is not known to be ours and is kept whole. In one with a
+    marker, what the user put there stays (only an interrupted replacement leaves any); the
+    marker is deleted last, so that a deletion cut short is finished by the next run.
+    """
+    summary = read_marker(folder)
+    if summary is None or folder.is_symlink():
+        return
+    ours = written_files(summary)
+    if not foreign_entries(folder, ours):
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for rel in sorted(ours - {COMPLETE_MARKER}) + [COMPLETE_MARKER]:
+        path = folder.joinpath(*PurePosixPath(rel).parts)
+        if path.is_file() and not path.is_symlink():
+            with contextlib.suppress(OSError):
+                path.unlink()
+        for above in path.parents:  # our sub-folders, once emptied
+            if above == folder or not above.is_relative_to(folder):
+                break
+            with contextlib.suppress(OSError):
+                above.rmdir()
+
+
+def _taken(folder: Path, rel: str) -> bool:
+    """Whether ``folder`` has something at ``rel``, or a file where ``rel`` needs a folder."""
+    parts = PurePosixPath(rel).parts
+    for i in range(1, len(parts)):
+        above = folder.joinpath(*parts[:i])
+        if above.is_symlink() or (above.exists() and not above.is_dir()):
+            return True
+    path = folder.joinpath(*parts)
+    return path.exists() or path.is_symlink()

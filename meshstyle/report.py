@@ -4,6 +4,14 @@ A run with ``--shard K/N`` writes its own ``report-shard-K-of-N.json`` and then 
 ``report.json`` and ``report.html`` from every shard report of the same N found in OUT, so
 shards run one after another or side by side into one OUT never overwrite each other's.
 
+A report describes one run: its jobs (a job found complete is listed as skipped) and its
+settings. Results other runs left in OUT are not listed; their folders hold their markers.
+
+meshstyle replaces a report file only when it wrote it: ``report.json`` (and a shard report)
+by its ``format`` field, the page by its generator meta tag; reports of versions before
+either are recognised by what they always held. A user's file under one of these names
+stops the run before any job starts (:func:`check_reports_replaceable`).
+
 The page is self-contained: the sheets and turntables are linked relatively (the page can be
 moved or served with OUT), the loss curves are inline SVG, and every string that came from
 the user (file names, messages, settings) is HTML-escaped.
@@ -23,6 +31,14 @@ from meshstyle.losslog import read_loss
 
 REPORT_NAME = "report.json"
 HTML_NAME = "report.html"
+#: report.json's ``format``: tells meshstyle's reports from a user's file of the same name.
+REPORT_FORMAT = "meshstyle-report/1"
+#: In the page's head, for the same reason.
+HTML_MARK = '<meta name="generator" content="meshstyle">'
+#: How every page began before HTML_MARK was written.
+_OLD_HTML_START = (
+    '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n<title>meshstyle report: '
+)
 
 
 def shard_report_name(k: int, n: int) -> str:
@@ -42,12 +58,18 @@ def write_reports(
 
     Returns:
         The path of ``report.json``.
+
+    Raises:
+        FileExistsError: a report file to be written is there and not meshstyle's; none is
+            written then.
     """
     from meshstyle.fsutil import atomic_write_text
 
     report = _report([o.to_json() for o in outcomes], settings_toml)
     # one writer at a time, so that shards finishing together merge each other's reports
     with job_lock(out, REPORT_NAME, wait=True):
+        # checked again: the user may have put a file there while the jobs ran
+        check_reports_replaceable(out, shard)
         if shard is not None:
             report["shard"] = f"{shard[0]}/{shard[1]}"
             atomic_write_text(out / shard_report_name(*shard), dumps(report))
@@ -61,7 +83,68 @@ def _report(jobs: list[dict], settings_toml: str) -> dict:
     counts: dict[str, int] = {}
     for job in jobs:
         counts[job["status"]] = counts.get(job["status"], 0) + 1
-    return {"jobs": jobs, "counts": counts, "settings": settings_toml}
+    return {"format": REPORT_FORMAT, "jobs": jobs, "counts": counts, "settings": settings_toml}
+
+
+# ---------------------------------------------------------------------------------------
+# Whose report files
+# ---------------------------------------------------------------------------------------
+
+
+def report_paths(out: Path, shard: tuple[int, int] | None = None) -> list[Path]:
+    """The files a run writes into ``out`` besides its jobs' folders."""
+    names = [REPORT_NAME, HTML_NAME] + ([shard_report_name(*shard)] if shard else [])
+    return [out / name for name in names]
+
+
+def check_reports_replaceable(out: Path, shard: tuple[int, int] | None = None) -> None:
+    """Refuse to run when a report file the run would write is there and not meshstyle's.
+
+    Raises:
+        FileExistsError: naming every such file.
+    """
+    foreign = [
+        path
+        for path in report_paths(out, shard)
+        if (path.exists() or path.is_symlink()) and not written_by_meshstyle(path)
+    ]
+    if foreign:
+        names = ", ".join(str(path) for path in foreign)
+        them = "them" if len(foreign) > 1 else "it"
+        raise FileExistsError(
+            f"{names}: not written by meshstyle, which writes its report there and replaces "
+            f"only reports it wrote; move {them} away or choose another -o"
+        )
+
+
+def written_by_meshstyle(path: Path) -> bool:
+    """Whether ``path`` is a report or page meshstyle wrote (a link never is)."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    if path.suffix == ".json":
+        try:
+            return is_report(json.loads(text))
+        except ValueError:
+            return False
+    return HTML_MARK in text[:2000] or text.startswith(_OLD_HTML_START)
+
+
+def is_report(data) -> bool:
+    """Whether parsed JSON is a report of meshstyle's, of this version or an earlier one."""
+    if not isinstance(data, dict):
+        return False
+    if "format" in data:
+        return str(data["format"]).startswith("meshstyle-report/")
+    # every report before the format field had these three, so typed
+    return (
+        isinstance(data.get("jobs"), list)
+        and isinstance(data.get("counts"), dict)
+        and isinstance(data.get("settings"), str)
+    )
 
 
 def merge_shard_reports(out: Path, n: int) -> dict:
@@ -77,7 +160,7 @@ def merge_shard_reports(out: Path, n: int) -> dict:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if match and isinstance(data, dict) and isinstance(data.get("jobs"), list):
+        if match and is_report(data):
             shards[int(match[1])] = data
     lists = [shards[k]["jobs"] for k in sorted(shards)]
     jobs = [lst[i] for i in range(max(map(len, lists), default=0)) for lst in lists if i < len(lst)]
@@ -119,6 +202,7 @@ def report_html(out: Path, report: dict) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        HTML_MARK,
         f"<title>meshstyle report: {e(out.name or str(out))}</title>",
         f"<style>{_STYLE}</style></head><body>",
         f"<h1>meshstyle report: {e(str(out))}</h1>",

@@ -90,6 +90,25 @@ def test_a_users_folder_with_a_jobs_name_is_never_touched(tmp_path):
         assert {k: v for k, v in digest(out).items() if k.startswith("ball")} == before
 
 
+def test_overwrite_keeps_the_users_files_in_a_result(tmp_path):
+    mesh = write_sphere(tmp_path / "ball.obj", subdivisions=0)
+    style = write_style(tmp_path / "style.png")
+    out = tmp_path / "out"
+    preset = tiny_preset(tmp_path)
+    assert invoke("stylize", mesh, style, "-o", out, "--preset", preset, "-q").exit_code == 0
+    folder = out / "ball__style"
+    (folder / "notes.txt").write_text("mine")
+    first = read_marker(folder)
+    result = invoke(
+        "stylize", mesh, style, "-o", out, "--preset", preset, "--seed", "7", "--overwrite", "-q"
+    )
+    assert result.exit_code == 0, result.output
+    assert read_marker(folder)["made_from"]["settings"]["seed"] == 7
+    assert (folder / "notes.txt").read_text() == "mine"
+    assert sorted(read_marker(folder)["files"]) == sorted(first["files"])
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+
+
 def test_a_strip_of_an_image_is_refused_not_blown_up(tmp_path):
     mesh = write_sphere(tmp_path / "ball.obj")
     strip = tmp_path / "strip.png"

@@ -14,6 +14,7 @@ from meshstyle.jobfolder import (
     job_lock,
     lock_path,
     read_marker,
+    remove_own_files,
     what_is_at,
     write_job_folder,
 )
@@ -182,6 +183,110 @@ def test_a_stranger_appearing_while_the_job_runs_is_kept(tmp_path):
     assert outcome.status == "failed" and "completion marker" in outcome.error
     assert (out / "late" / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in out.iterdir()) == ["late"]
+
+
+def _other_settings(job: Job) -> dict:
+    return {**_made_from(job), "settings": {"x": 2}}
+
+
+def test_overwrite_carries_the_users_files_into_the_new_result(tmp_path):
+    """Replacing a result keeps every file and folder the user put into it, as it was."""
+    out = tmp_path / "out"
+    out.mkdir()
+    job = _job(tmp_path, "n")
+    assert run_batch([job], out, write=_writer([]), made_from=_made_from)[0].status == "done"
+    folder = out / "n"
+    (folder / "a.txt").write_text("edited by the user, but a.txt is the job's")
+    (folder / "notes.txt").write_text("mine")
+    (folder / ".hidden").write_text("mine too")
+    (folder / "drafts").mkdir()
+    (folder / "drafts" / "one.txt").write_text("draft")
+    outcome = run_batch([job], out, write=_writer([]), made_from=_other_settings, overwrite=True)[0]
+    assert outcome.status == "done", outcome.error
+    assert read_marker(folder)["made_from"]["settings"] == {"x": 2}
+    assert (folder / "a.txt").read_text() == "n"  # the job's own file is replaced
+    assert (folder / "notes.txt").read_text() == "mine"
+    assert (folder / ".hidden").read_text() == "mine too"
+    assert (folder / "drafts" / "one.txt").read_text() == "draft"
+    assert read_marker(folder)["files"] == ["a.txt", "b.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["n"]  # nothing left aside
+
+    # and again: the carried files are still the user's, not the job's
+    outcome = run_batch([job], out, write=_writer([]), made_from=_made_from, overwrite=True)[0]
+    assert outcome.status == "done", outcome.error
+    assert (folder / "notes.txt").read_text() == "mine"
+    assert (folder / "drafts" / "one.txt").read_text() == "draft"
+
+
+def test_a_users_file_with_the_name_of_a_new_output_stops_the_replacement(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    job = _job(tmp_path, "c")
+    assert run_batch([job], out, write=_writer([]), made_from=_made_from)[0].status == "done"
+    (out / "c" / "c.txt").write_text("mine")
+    before = {p.name: p.read_bytes() for p in (out / "c").iterdir()}
+
+    def writes_more(j, folder):
+        (folder / "c.txt").write_text("the job's")
+        return _writer([])(j, folder)
+
+    outcome = run_batch([job], out, write=writes_more, made_from=_other_settings, overwrite=True)[0]
+    assert outcome.status == "failed"
+    assert str(out / "c") in outcome.error and "c.txt" in outcome.error
+    assert "not written by meshstyle" in outcome.error
+    assert {p.name: p.read_bytes() for p in (out / "c").iterdir()} == before
+    assert sorted(p.name for p in out.iterdir()) == ["c"]
+
+
+def test_a_marker_without_a_file_list_keeps_all_but_its_outputs(tmp_path):
+    """Results of versions before the list: only the files ``outputs`` names are the job's."""
+    out = tmp_path / "out"
+    out.mkdir()
+    job = _job(tmp_path, "o")
+    assert run_batch([job], out, write=_writer([]), made_from=_made_from)[0].status == "done"
+    marker = read_marker(out / "o")
+    del marker["files"]
+    (out / "o" / COMPLETE_MARKER).write_text(dumps(marker))
+    (out / "o" / "notes.txt").write_text("mine")
+    outcome = run_batch([job], out, write=_writer([]), made_from=_other_settings, overwrite=True)[0]
+    assert outcome.status == "done", outcome.error
+    assert (out / "o" / "notes.txt").read_text() == "mine"
+
+    # a file such a marker does not name is the user's, even at an output's name: refused
+    marker = read_marker(out / "o")
+    del marker["files"]
+    marker["outputs"] = {"a": "a.txt"}
+    (out / "o" / COMPLETE_MARKER).write_text(dumps(marker))
+    outcome = run_batch([job], out, write=_writer([]), made_from=_made_from, overwrite=True)[0]
+    assert outcome.status == "failed" and "b.txt" in outcome.error
+    assert (out / "o" / "notes.txt").read_text() == "mine"
+
+
+def test_a_replaced_result_left_aside_loses_only_its_own_files(tmp_path):
+    aside = tmp_path / ".r.1.old"
+    (aside / "sub").mkdir(parents=True)
+    (aside / "a.txt").write_text("ours")
+    (aside / "sub" / "b.txt").write_text("ours")
+    (aside / "sub" / "notes.txt").write_text("mine")
+    (aside / COMPLETE_MARKER).write_text(dumps({"files": ["a.txt", "sub/b.txt"]}))
+    (aside / "empty").mkdir()
+    remove_own_files(aside)
+    left = ["empty", "sub", "sub/notes.txt"]
+    assert sorted(p.relative_to(aside).as_posix() for p in aside.rglob("*")) == left
+    remove_own_files(aside)  # without its marker, nothing in it is known to be ours
+    assert sorted(p.relative_to(aside).as_posix() for p in aside.rglob("*")) == left
+
+    (aside / "empty").rmdir()
+    (tmp_path / "outside.txt").write_text("mine")
+    listed = ["../outside.txt", str(tmp_path / "outside.txt"), "sub/../../outside.txt"]
+    (aside / COMPLETE_MARKER).write_text(dumps({"files": listed}))
+    remove_own_files(aside)  # a marker never names anything outside its folder
+    assert (tmp_path / "outside.txt").read_text() == "mine"
+    assert (aside / "sub" / "notes.txt").read_text() == "mine"
+    (aside / "a.txt").write_text("ours")
+    (aside / COMPLETE_MARKER).write_text(dumps({"files": ["a.txt", "sub/notes.txt"]}))
+    remove_own_files(aside)
+    assert not aside.exists()
 
 
 def test_leftovers_of_a_killed_run_are_cleared_under_the_lock(tmp_path):

@@ -126,12 +126,14 @@ def run_edit(
 
     Raises:
         click.UsageError: bad settings or inputs, before any job starts.
+        FileExistsError: OUT holds a report.json or report.html that meshstyle did not write,
+            before any job starts.
     """
     from meshstyle.console import BatchConsole
     from meshstyle.fsutil import check_writable
     from meshstyle.jobs import expand_inputs, parse_shard, plan_jobs, shard
     from meshstyle.precision import slow_request
-    from meshstyle.report import write_reports
+    from meshstyle.report import check_reports_replaceable, write_reports
     from meshstyle.settings import resolve_settings
 
     out: Path = opts["output"]
@@ -166,6 +168,7 @@ def run_edit(
     if note is not None and not opts["quiet"]:
         click.echo(f"note: {note}", err=True)
     check_writable(out)
+    check_reports_replaceable(out, shard_of)
     limits = {"max_faces": opts["max_faces"], "decimate": opts["decimate"]}
     console = BatchConsole(
         len(jobs), settings.iterations, quiet=opts["quiet"], verbose=opts["verbose"]
