@@ -58,8 +58,18 @@ def reload_output(mesh_file: Path, transform, texture_size: int):
     out = load_mesh(mesh_file)
     vertices = torch.as_tensor(transform.apply(out.vertices), dtype=torch.float32)
     faces = torch.as_tensor(out.faces, dtype=torch.int64)
-    cubes = cubes_from_uv_texture(out.face_uvs, out.texture, texture_size)
-    return vertices, faces, torch.as_tensor(cubes, dtype=torch.float32)
+    cubes = torch.as_tensor(
+        cubes_from_uv_texture(out.face_uvs, out.texture, texture_size), dtype=torch.float32
+    )
+    return vertices, faces, cubes, seam_rms(out.faces, out.face_uvs, cubes)
+
+
+def seam_rms(faces, face_uvs, cubes) -> float:
+    """RMS colour difference (0-255) between the two sides of the texture's UV seams."""
+    from meshstyle.uvtexture import SeamPoints
+
+    seams = SeamPoints(faces, face_uvs, cubes.shape[1])
+    return round(255.0 * float(seams.gap(cubes)) ** 0.5, 2)
 
 
 def measure(kind, objective, settings, vertices, faces, colours):
@@ -137,7 +147,9 @@ def run_case(
     c0 = initial_colours(mesh, settings.texture_size)
     # Scored in fp32 whatever the run used, so that precisions are compared on one scale.
     objective = build_objective(job, replace(settings, precision="fp32"), f0, device)
-    v1, f1, c1 = reload_output(Path(outcome.outputs["obj"]), transform, settings.texture_size)
+    v1, f1, c1, seams = reload_output(
+        Path(outcome.outputs["obj"]), transform, settings.texture_size
+    )
     before, sil0 = measure(kind, objective, settings, v0, f0, c0)
     after, sil1 = measure(kind, objective, settings, v1, f1, c1)
     extent0 = (v0.max(0).values - v0.min(0).values).max().item()
@@ -171,6 +183,7 @@ def run_case(
         "mean_vertex_move": round(float(moved.mean()), 5),
         "max_vertex_move": round(float(moved.max()), 5),
         "silhouette_iou": round(float(iou(sil0, sil1).mean()), 4),
+        "seam_rms": seams,
         "outputs": outcome.outputs,
     }
     if kind == "stylize":
@@ -250,6 +263,7 @@ def _noise_band(results: list[dict]) -> list[dict]:
         "style_loss_ratio",
         "activation_gain",
         "silhouette_iou",
+        "seam_rms",
         "wall_seconds",
         "seconds_per_step",
     )

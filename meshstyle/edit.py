@@ -139,6 +139,11 @@ def edit_mesh(
             {"params": texture.parameters(), "lr": settings.lr * settings.texture_lr_scale}
         )
     optimiser = ZeroSkipAdam(groups, lr=settings.lr)
+    seams = None
+    if settings.seam_weight > 0 and hasattr(texture, "face_uvs"):
+        from meshstyle.uvtexture import SeamPoints
+
+        seams = SeamPoints(faces.cpu().numpy(), texture.face_uvs, settings.texture_size)
     render_settings = RenderSettings(
         image_size=settings.image_size,
         anti_aliasing=settings.anti_aliasing,
@@ -166,6 +171,8 @@ def edit_mesh(
             clock.watch_images(out.images)
         features = objective.features(out.images)
         result = objective.loss(features, out.images, out.silhouettes, current, base)
+        if seams is not None:
+            result = _with_seam_term(result, seams.gap(textures), settings.seam_weight)
         t3 = time.perf_counter()
         optimiser.zero_grad(set_to_none=True)
         if torch.isfinite(result.total):
@@ -198,6 +205,18 @@ def edit_mesh(
         skipped_steps=skipped,
         texture=texture.export(),
     )
+
+
+def _with_seam_term(result, gap: torch.Tensor, weight: float):
+    """``result`` plus ``weight · |loss| · gap``: scaled by the loss itself (not a gradient
+    path) so that one weight holds for objectives whose values differ by orders of
+    magnitude (a style loss of 1e11, an activation of 40)."""
+    from meshstyle.objectives import LossParts
+
+    seam = weight * result.total.detach().abs() * gap
+    total = result.total + seam
+    parts = {**result.parts, "loss": float(total.detach()), "seam": float(seam.detach())}
+    return LossParts(total, parts)
 
 
 class _RawOffsets:

@@ -44,6 +44,9 @@ class EditSettings:
         tv_weight: weight of the total-variation loss inside the silhouette.
         colour_weight: weight of the sliced optimal-transport distance between the rendered
             colours and the style image's (stylize; 0 turns it off, the paper's loss).
+        seam_weight: weight of the colour gap across UV seams ("uv" mode), relative to the
+            objective: the term is ``seam_weight · |loss| · gap`` with ``gap`` the mean squared
+            colour difference between the texture's two sides of a seam (0 turns it off).
         style_layers: feature layers whose Gram matrices are matched.
         style_image_size: the style image is resized to this (shorter side) before its Grams.
         layer: DeepDream layer.
@@ -97,6 +100,7 @@ class EditSettings:
     content_weight: float = 2e9
     tv_weight: float = 1e5
     colour_weight: float = 0.0
+    seam_weight: float = 0.0
     style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
     style_image_size: int = 224
     layer: str = "conv4_3"
@@ -194,6 +198,7 @@ class EditSettings:
             "content_weight",
             "tv_weight",
             "colour_weight",
+            "seam_weight",
             "edge_weight",
             "smoothness",
         ):

@@ -15,6 +15,8 @@ The sum is turned into colours by :mod:`meshstyle.colourspace`.
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 import torch
@@ -183,6 +185,98 @@ class _BilinearLookup(torch.autograd.Function):
     def backward(ctx, grad):
         out = ctx.lookup.scatter(grad.detach().cpu().numpy())
         return torch.from_numpy(out).to(device=grad.device, dtype=grad.dtype), None
+
+
+class SeamPoints:
+    """Cube grid points that stand for one surface point but read different UVs.
+
+    A grid point on a face's border (a barycentric weight zero) is also a grid point of
+    the neighbouring faces there: the same vertex, or the same point of a shared edge. Where
+    the faces lie in different UV charts those points read different texels, and nothing
+    but a loss keeps the two sides' colours alike: the texture shows a seam. Groups of such
+    points are found once; :meth:`gap` measures how far each point's colour is from its
+    group's mean.
+
+    Args:
+        faces: (F, 3) vertex indices (welded: one index per surface point).
+        face_uvs: (F, 3, 2) texture coordinates of the face corners.
+        texture_size: cube size T.
+        tolerance: UVs closer than this read the same texels (no seam).
+
+    Attributes:
+        point: (S,) int64 flat indices into the (F·T³) grid points on seams.
+        group: (S,) int64 the seam group of each, in [0, G).
+    """
+
+    def __init__(self, faces: np.ndarray, face_uvs: np.ndarray, texture_size: int, tolerance=1e-5):
+        t = int(texture_size)
+        faces = np.asarray(faces, dtype=np.int64)
+        n_faces = len(faces)
+        ijk = np.stack(np.meshgrid(*(np.arange(t),) * 3, indexing="ij"), -1).reshape(-1, 3)
+        on_border = (ijk > 0).sum(axis=1) <= 2
+        on_border &= ijk.sum(axis=1) > 0  # (0, 0, 0) is the centroid
+        entries = np.flatnonzero(on_border)
+        # A border point's key: its corners' vertex indices in ascending order with their
+        # weights as a reduced integer ratio (weights i/(i+j) of two corners; one corner: a
+        # vertex). The same key on two faces is the same surface point.
+        keys = []
+        for e in entries:
+            nonzero = np.flatnonzero(ijk[e])
+            if len(nonzero) == 1:
+                vertex = faces[:, nonzero[0]]
+                keys.append(np.stack([vertex, vertex, np.ones(n_faces), np.zeros(n_faces)], 1))
+                continue
+            p, q = nonzero
+            wp, wq = ijk[e, p], ijk[e, q]
+            g = math.gcd(int(wp), int(wq))
+            vp, vq = faces[:, p], faces[:, q]
+            swap = vp > vq
+            keys.append(
+                np.stack(
+                    [
+                        np.where(swap, vq, vp),
+                        np.where(swap, vp, vq),
+                        np.where(swap, wq // g, wp // g),
+                        np.where(swap, wp // g, wq // g),
+                    ],
+                    1,
+                )
+            )
+        key = np.stack(keys, 1).reshape(-1, 4).astype(np.int64)  # (F·E, 4), face-major
+        point = (np.arange(n_faces)[:, None] * t**3 + entries[None, :]).reshape(-1)
+        uv = uv_grid(face_uvs, t).reshape(-1, 2)[point]
+        _, group = np.unique(key, axis=0, return_inverse=True)
+        group = group.reshape(-1)
+        # A group is a seam when its points' UVs spread: compare each with the group's first.
+        first = np.full(group.max() + 1 if len(group) else 0, -1, dtype=np.int64)
+        first[group[::-1]] = np.arange(len(group))[::-1]
+        spread = np.abs(uv - uv[first[group]]).max(axis=1) > tolerance
+        is_seam = np.zeros(len(first), dtype=bool)
+        np.logical_or.at(is_seam, group, spread)
+        keep = is_seam[group]
+        _, self.group = np.unique(group[keep], return_inverse=True)
+        self.point = point[keep]
+        self.groups = int(self.group.max()) + 1 if len(self.group) else 0
+
+    def gap(self, cubes: torch.Tensor) -> torch.Tensor:
+        """Mean squared distance of the seam points' colours from their groups' means.
+
+        Args:
+            cubes: (F, T, T, T, 3) colours.
+
+        Returns:
+            Scalar; zero when there is no seam.
+        """
+        if self.groups == 0:
+            return cubes.sum() * 0.0
+        point = torch.as_tensor(self.point, device=cubes.device)
+        group = torch.as_tensor(self.group, device=cubes.device)
+        colours = cubes.reshape(-1, 3)[point]
+        sums = torch.zeros(self.groups, 3, device=cubes.device, dtype=colours.dtype)
+        sums = sums.index_add(0, group, colours)
+        counts = torch.bincount(group, minlength=self.groups).to(colours.dtype)
+        means = sums / counts[:, None]
+        return ((colours - means[group]) ** 2).sum(dim=1).mean()
 
 
 class PyramidTexture:

@@ -119,3 +119,43 @@ def test_keep_size_removes_the_move_and_the_growth(sphere):
         if keep:
             assert moved.mean(dim=0).abs().max() < 1e-5
     assert abs(growth[False]) > 1e-3 and abs(growth[True]) < 1e-5, growth
+
+
+def test_seam_term_keeps_both_sides_of_a_uv_seam_alike(sphere):
+    from meshstyle.uvtexture import SeamPoints
+
+    vertices, faces = sphere
+    gaps = {}
+    for weight in (0.0, 30.0):
+        settings = resolve_settings(
+            "fast",
+            {
+                "iterations": 8,
+                "image_size": 32,
+                "views": 1,
+                "texture_size": 2,
+                "texture_resolution": 32,
+                "initial_colour": "grey",
+                "seam_weight": weight,
+            },
+        )
+        colours = torch.full((len(faces), 2, 2, 2, 3), 0.8)
+        result = edit_mesh(vertices, faces, colours, RedObjective(), settings, backend="cpu")
+        assert ("seam" in result.history[-1]) == (weight > 0)
+        _, face_uvs = result.texture
+        gaps[weight] = float(SeamPoints(faces.numpy(), face_uvs, 2).gap(result.colours))
+    assert gaps[30.0] < 0.5 * gaps[0.0]
+
+
+def test_seam_term_is_scaled_by_the_loss():
+    from meshstyle.edit import _with_seam_term
+
+    for value in (-40.0, 2e10):
+        total = torch.tensor(value, requires_grad=True)
+        gap = torch.tensor(0.01, requires_grad=True)
+        result = _with_seam_term(LossParts(total, {"loss": value, "style": value}), gap, 3.0)
+        assert result.parts["seam"] == pytest.approx(3.0 * abs(value) * 0.01)
+        assert result.parts["loss"] == pytest.approx(value + result.parts["seam"])
+        result.total.backward()
+        assert float(total.grad) == 1.0  # the scale is a constant, not a gradient path
+        assert float(gap.grad) == pytest.approx(3.0 * abs(value))

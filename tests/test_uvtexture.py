@@ -8,7 +8,7 @@ import torch
 import trimesh
 
 from meshstyle.textures import cube_grid_weights, sample_image
-from meshstyle.uvtexture import BilinearMap, PyramidTexture, unwrap, uv_grid
+from meshstyle.uvtexture import BilinearMap, PyramidTexture, SeamPoints, unwrap, uv_grid
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +105,57 @@ def test_export_gives_uint8_image_and_the_uvs(sphere):
     assert image.shape == (32, 32, 3) and image.dtype == np.uint8
     assert np.array_equal(face_uvs, uv)
     assert np.abs(image[5, 5].astype(int) - [255, 0, 128]).max() <= 1
+
+
+def _quad(second_uvs):
+    """Two triangles sharing the edge 0-2; the second face's UVs as given."""
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    face_uvs = np.array([[[0.1, 0.1], [0.4, 0.1], [0.4, 0.4]], second_uvs], dtype=np.float32)
+    return faces, face_uvs
+
+
+def test_no_seam_where_neighbours_share_uvs():
+    faces, face_uvs = _quad([[0.1, 0.1], [0.4, 0.4], [0.1, 0.4]])
+    seams = SeamPoints(faces, face_uvs, 3)
+    assert seams.groups == 0 and len(seams.point) == 0
+    assert float(seams.gap(torch.rand(2, 3, 3, 3, 3))) == 0.0
+
+
+def test_seam_groups_pair_the_points_of_a_cut_edge():
+    # The second face in another chart: the shared edge 0-2 is a seam.
+    faces, face_uvs = _quad([[0.6, 0.6], [0.9, 0.9], [0.6, 0.9]])
+    t = 3
+    seams = SeamPoints(faces, face_uvs, t)
+    # The T = 3 grid points on an edge stand for its two corners and the points at weights
+    # 1:2, 1:1 (also 2:2) and 2:1: five surface points, each read by both faces.
+    assert seams.groups == 5
+    weights = cube_grid_weights(t).reshape(-1, 3)
+    face, entry = seams.point // t**3, seams.point % t**3
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], dtype=np.float64)
+    position = np.einsum("nk,nkc->nc", weights[entry], vertices[faces[face]])
+    for group in range(seams.groups):
+        same = position[seams.group == group]
+        assert np.allclose(same, same[0]) and len(same) >= 2
+        assert len(set(face[seams.group == group].tolist())) == 2
+    # Equal colours on both sides: no gap; one side 0.2 darker: the mean squared distance
+    # from the mean is 3 channels x 0.1^2.
+    cubes = torch.full((2, t, t, t, 3), 0.5)
+    assert float(seams.gap(cubes)) == 0.0
+    cubes[1] -= 0.2
+    assert float(seams.gap(cubes)) == pytest.approx(3 * 0.1**2, rel=1e-5)
+
+
+def test_seam_points_of_an_unwrapped_sphere_are_one_surface_point(sphere):
+    vertices, faces = sphere
+    uv = unwrap(vertices, faces, 128)
+    t = 3
+    seams = SeamPoints(faces, uv, t)
+    assert seams.groups > 0
+    weights = cube_grid_weights(t).reshape(-1, 3)
+    face, entry = seams.point // t**3, seams.point % t**3
+    position = np.einsum("nk,nkc->nc", weights[entry], vertices[faces[face]])
+    grid_uv = uv_grid(uv, t).reshape(-1, 2)[seams.point]
+    for group in range(seams.groups):
+        members = seams.group == group
+        assert np.abs(position[members] - position[members][0]).max() < 1e-5
+        assert np.abs(grid_uv[members] - grid_uv[members][0]).max() > 1e-5  # a real seam
