@@ -159,6 +159,26 @@ def test_resume_continues_the_run(tiny_data, tmp_path):
     assert model.kind == "mesh"
 
 
+def test_resume_keeps_the_classes_the_run_was_trained_on(tiny_data, tmp_path):
+    # A run of "every class" (chair, table), then the data folder gains a class.
+    data = tmp_path / "data"
+    data.mkdir()
+    for path in tiny_data.iterdir():
+        (data / path.name).write_bytes(path.read_bytes())
+    run = tmp_path / "run"
+    settings = TrainSettings(batch_size=2, val_objects=1)
+    train(data, run, settings, iterations=1)
+    for split, count in (("train", 2), ("val", 1)):
+        images, voxels = procedural.make_split("lamp", split, count, seed=0)
+        procedural.write_split(data, "lamp", split, images, voxels)
+    assert sorted(Trainer(data, run, settings).train_split.classes) == ["chair", "table"]
+    # A checkpoint from before the classes were recorded in it: config.json says.
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
+    del checkpoint["classes"]
+    torch.save(checkpoint, run / "checkpoint.pt")
+    assert sorted(Trainer(data, run, settings).train_split.classes) == ["chair", "table"]
+
+
 def test_trainer_never_trains_into_a_folder_of_other_files(tiny_data, tmp_path):
     settings = TrainSettings(batch_size=2, val_objects=1)
     folder = tmp_path / "mine"

@@ -230,6 +230,20 @@ def _load_checkpoint(path: Path) -> dict:
     return checkpoint
 
 
+def _trained_classes(run: Path, checkpoint: dict) -> list[str] | None:
+    """The classes a run was trained on: from its checkpoint, or for a checkpoint written
+    before it recorded them, from the run's config.json; None when neither says."""
+    classes = checkpoint.get("classes")
+    if classes is None:
+        try:
+            classes = json.loads((run / "config.json").read_text(encoding="utf-8"))["classes"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        return None
+    return classes or None
+
+
 def _save_torch(path: Path, obj) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -271,12 +285,16 @@ class Trainer:
         # Refused before anything is read or written: a folder of the user's own files is
         # never trained into (the run's files would replace theirs).
         self.resumed = check_run_folder(self.run)
+        trained = None
         if self.resumed:
             checkpoint = _load_checkpoint(self.run / "checkpoint.pt")
             settings = TrainSettings.from_json(json.loads(checkpoint["settings"]))
+            trained = _trained_classes(self.run, checkpoint)
         self.settings = settings
         layout = get_layout(settings.layout)
-        classes = list(settings.classes) or None
+        # A resumed run keeps the classes it was trained on, even when it took "every class"
+        # and the data folder has gained some since.
+        classes = trained or list(settings.classes) or None
         self.train_split: Split = load_split(data, "train", layout, classes)
         self.val_split: Split = load_split(data, "val", layout, list(self.train_split.classes))
         if not self.resumed:
@@ -428,6 +446,7 @@ class Trainer:
                 "numpy_rng": json.dumps(self.rng.bit_generator.state),
                 "torch_rng": torch.get_rng_state(),
                 "settings": json.dumps(self.settings.to_json()),
+                "classes": list(self.train_split.classes),
             },
         )
         _write_log(self.run / "log.csv", self.rows)
