@@ -250,7 +250,12 @@ def test_eval_prints_json_per_class(trained, tmp_path):
     sheet = tmp_path / "sheet.png"
     table = run("eval", data, "--model", model, "--sheet", sheet)
     assert table.exit_code == 0 and "mean" in table.output
-    assert Image.open(sheet).size == (512, 2 * 128)  # one test object per class: two rows
+    picture = Image.open(sheet).convert("L")
+    # one test object per class: two rows of 128 px under a band naming the columns
+    band = picture.height - 2 * 128
+    assert picture.width == 512 and 10 < band < 40
+    titles = np.asarray(picture.crop((0, 0, 512, band)))
+    assert titles.max() == 255 and titles.min() < 100  # dark captions on white
 
 
 def test_eval_never_replaces_a_file_it_did_not_write(trained, tmp_path, monkeypatch):

@@ -84,9 +84,34 @@ def reconstruction_sheet(
                     axis=1,
                 )
             )
-    sheet = Image.fromarray(np.concatenate(rows, axis=0)).resize(
+    grid = Image.fromarray(np.concatenate(rows, axis=0)).resize(
         (4 * IMAGE_SIZE * 2, len(rows) * IMAGE_SIZE * 2), Image.NEAREST
+    )
+    turn = 360 // VIEWS * (VIEWS // 4)
+    sheet = _with_header(
+        grid,
+        [f"input (view {view})", "output", f"output +{turn}°", f"truth +{turn}°"],
     )
     with atomic_path(path) as tmp:
         sheet.save(tmp, format="PNG")
     return Path(path)
+
+
+def _with_header(grid, titles: list[str]):
+    """``grid`` under a white band naming its columns (one title per equal-width column)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    column = grid.width // len(titles)
+    try:
+        font = ImageFont.load_default(size=14)
+    except (TypeError, ImportError, OSError):  # PIL without FreeType: its bitmap font
+        font = ImageFont.load_default()
+    top, bottom = font.getbbox("Ag")[1::2]
+    band = int(bottom - top) + 10
+    sheet = Image.new("RGB", (grid.width, grid.height + band), (255, 255, 255))
+    sheet.paste(grid, (0, band))
+    draw = ImageDraw.Draw(sheet)
+    for i, title in enumerate(titles):
+        x = i * column + max(0, (column - font.getlength(title)) / 2)
+        draw.text((x, 5 - top), title, fill=(0, 0, 0), font=font)
+    return sheet
