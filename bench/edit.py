@@ -65,11 +65,10 @@ def reload_output(mesh_file: Path, transform, texture_size: int):
 
 
 def seam_rms(faces, face_uvs, cubes) -> float:
-    """RMS colour difference (0-255) between the two sides of the texture's UV seams."""
+    """RMS colour step (of 255) between the two sides of the texture's UV seams."""
     from meshstyle.uvtexture import SeamPoints
 
-    seams = SeamPoints(faces, face_uvs, cubes.shape[1])
-    return round(255.0 * float(seams.gap(cubes)) ** 0.5, 2)
+    return round(255.0 * SeamPoints(faces, face_uvs, cubes.shape[1]).rms(cubes), 2)
 
 
 def measure(kind, objective, settings, vertices, faces, colours):

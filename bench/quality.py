@@ -18,6 +18,8 @@ what the job wrote (the OBJ and its texture image) and measures:
   the normalised frame (longest side spans [-1, 1]): mean of the squared nearest-neighbour
   distances one way plus the other way, as PyTorch3D's ``chamfer_distance``. Shape edited:
   at least 0.002.
+- ``seam_rms``: root mean square colour step (of 255) between the texture's two sides of
+  every UV seam, at the points both sides stand for.
 - ``luminance_std``: standard deviation of the sampled albedo luminance (Rec. 709 weights), how
   visible a pattern is. Deepdream target: at least 0.12.
 - ``wall_seconds`` and ``seconds_per_step`` of the job, from its completion marker.
@@ -189,6 +191,7 @@ def score_folder(folder: Path, network=None) -> dict:
     from meshstyle.losses import style_grams, style_loss
     from meshstyle.mesh import load_mesh, normalise
     from meshstyle.textures import cubes_from_uv_texture, initial_colours
+    from meshstyle.uvtexture import SeamPoints
 
     marker = json.loads((folder / COMPLETE_MARKER).read_text(encoding="utf-8"))
     if "made_from" in marker:
@@ -229,6 +232,7 @@ def score_folder(folder: Path, network=None) -> dict:
     f1 = torch.as_tensor(output.faces)
     c0 = initial_colours(source, t)
     c1 = torch.as_tensor(cubes_from_uv_texture(output.face_uvs, output.texture, t))
+    result["seam_rms"] = round(255.0 * SeamPoints(output.faces, output.face_uvs, t).rms(c1), 1)
     t_v0 = torch.as_tensor(v0, dtype=torch.float32)
     t_v1 = torch.as_tensor(v1, dtype=torch.float32)
     if style_path is not None:
@@ -272,8 +276,8 @@ def markdown_table(results: list[dict]) -> str:
     """The results as a Markdown table (the README's)."""
     lines = [
         "| job | palette | held-out Gram after/before | dihedral ratio | silhouette IoU "
-        "| chamfer | luminance std | wall s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| chamfer | seam RMS | luminance std | wall s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         cells = [
@@ -283,6 +287,7 @@ def markdown_table(results: list[dict]) -> str:
             r["dihedral_ratio"],
             r["silhouette_iou"],
             r["chamfer"],
+            r["seam_rms"],
             r["luminance_std"],
             round(r["wall_seconds"]) if r.get("wall_seconds") else "-",
         ]

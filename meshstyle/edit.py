@@ -140,7 +140,7 @@ def edit_mesh(
         )
     optimiser = ZeroSkipAdam(groups, lr=settings.lr)
     seams = None
-    if settings.seam_weight > 0 and hasattr(texture, "face_uvs"):
+    if settings.seam_weight > 0 and settings.texture_mode == "uv":
         from meshstyle.uvtexture import SeamPoints
 
         seams = SeamPoints(faces.cpu().numpy(), texture.face_uvs, settings.texture_size)

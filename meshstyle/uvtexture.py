@@ -242,7 +242,9 @@ class SeamPoints:
                     1,
                 )
             )
-        key = np.stack(keys, 1).reshape(-1, 4).astype(np.int64)  # (F·E, 4), face-major
+        # (F·E, 4), face-major; T = 1 has no border point (its one point is the centroid)
+        key = np.stack(keys, 1).reshape(-1, 4) if keys else np.zeros((0, 4))
+        key = key.astype(np.int64)
         point = (np.arange(n_faces)[:, None] * t**3 + entries[None, :]).reshape(-1)
         uv = uv_grid(face_uvs, t).reshape(-1, 2)[point]
         _, group = np.unique(key, axis=0, return_inverse=True)
@@ -257,6 +259,12 @@ class SeamPoints:
         _, self.group = np.unique(group[keep], return_inverse=True)
         self.point = point[keep]
         self.groups = int(self.group.max()) + 1 if len(self.group) else 0
+        self._indices: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def rms(self, cubes) -> float:
+        """Root mean square colour step across the seams (colour units), for reports."""
+        with torch.no_grad():
+            return float(self.gap(torch.as_tensor(cubes, dtype=torch.float32))) ** 0.5
 
     def gap(self, cubes: torch.Tensor) -> torch.Tensor:
         """Mean squared distance of the seam points' colours from their groups' means.
@@ -269,8 +277,11 @@ class SeamPoints:
         """
         if self.groups == 0:
             return cubes.sum() * 0.0
-        point = torch.as_tensor(self.point, device=cubes.device)
-        group = torch.as_tensor(self.group, device=cubes.device)
+        if cubes.device not in self._indices:  # moved to the device once, not every step
+            self._indices[cubes.device] = tuple(
+                torch.as_tensor(a, device=cubes.device) for a in (self.point, self.group)
+            )
+        point, group = self._indices[cubes.device]
         colours = cubes.reshape(-1, 3)[point]
         sums = torch.zeros(self.groups, 3, device=cubes.device, dtype=colours.dtype)
         sums = sums.index_add(0, group, colours)

@@ -121,6 +121,12 @@ def test_no_seam_where_neighbours_share_uvs():
     assert float(seams.gap(torch.rand(2, 3, 3, 3, 3))) == 0.0
 
 
+def test_one_texel_cubes_have_no_seam_points():
+    faces, face_uvs = _quad([[0.6, 0.6], [0.9, 0.9], [0.6, 0.9]])
+    seams = SeamPoints(faces, face_uvs, 1)  # the one grid point is each face's centroid
+    assert seams.groups == 0 and float(seams.gap(torch.rand(2, 1, 1, 1, 3))) == 0.0
+
+
 def test_seam_groups_pair_the_points_of_a_cut_edge():
     # The second face in another chart: the shared edge 0-2 is a seam.
     faces, face_uvs = _quad([[0.6, 0.6], [0.9, 0.9], [0.6, 0.9]])
