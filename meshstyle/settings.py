@@ -274,10 +274,10 @@ def _read_preset(name_or_path: str) -> tuple[dict[str, Any], str]:
     if path.suffix == ".toml" and path.exists():
         text, origin = path.read_text(encoding="utf-8"), str(path)
     else:
-        resource = resources.files(PRESET_PACKAGE) / f"{name_or_path}.toml"
         if path.suffix == ".toml":
             # A path, not a name: say the file is missing rather than list the presets.
             raise ValueError(f"{path}: preset file not found")
+        resource = resources.files(PRESET_PACKAGE) / f"{name_or_path}.toml"
         if not resource.is_file():
             raise ValueError(
                 f"unknown preset {name_or_path!r}: choose one of {', '.join(preset_names())} "

@@ -34,6 +34,18 @@ class RedObjective:
         return LossParts(total, {"loss": float(total.detach())})
 
 
+def toy_settings(**changes):
+    """The ``fast`` preset shrunk for the toy objective: 32 px, one view, T = 2."""
+    small = {
+        "iterations": 8,
+        "image_size": 32,
+        "views": 1,
+        "texture_size": 2,
+        "texture_resolution": 32,
+    }
+    return resolve_settings("fast", {**small, **changes})
+
+
 @pytest.fixture(scope="module")
 def sphere():
     mesh = trimesh.creation.icosphere(subdivisions=2)
@@ -53,19 +65,11 @@ def test_every_parameterisation_moves_towards_the_objective(
     sphere, texture_mode, vertex_mode, colour_space
 ):
     vertices, faces = sphere
-    settings = resolve_settings(
-        "fast",
-        {
-            "iterations": 8,
-            "image_size": 32,
-            "views": 1,
-            "texture_size": 2,
-            "texture_resolution": 32,
-            "texture_mode": texture_mode,
-            "vertex_mode": vertex_mode,
-            "colour_space": colour_space,
-            "initial_colour": "grey",
-        },
+    settings = toy_settings(
+        texture_mode=texture_mode,
+        vertex_mode=vertex_mode,
+        colour_space=colour_space,
+        initial_colour="grey",
     )
     colours = torch.full((len(faces), 2, 2, 2, 3), 0.8)
     result = edit_mesh(vertices, faces, colours, RedObjective(), settings, backend="cpu")
@@ -100,18 +104,7 @@ def test_keep_size_removes_the_move_and_the_growth(sphere):
 
     growth = {}
     for keep in (False, True):
-        settings = resolve_settings(
-            "fast",
-            {
-                "iterations": 6,
-                "image_size": 32,
-                "views": 1,
-                "texture_size": 2,
-                "texture_resolution": 32,
-                "vertex_lr_scale": 0.1,
-                "keep_size": keep,
-            },
-        )
+        settings = toy_settings(iterations=6, vertex_lr_scale=0.1, keep_size=keep)
         colours = torch.full((len(faces), 2, 2, 2, 3), 0.8)
         result = edit_mesh(vertices, faces, colours, RedObjective(), settings, backend="cpu")
         moved = result.vertices - vertices
@@ -127,18 +120,7 @@ def test_seam_term_keeps_both_sides_of_a_uv_seam_alike(sphere):
     vertices, faces = sphere
     gaps = {}
     for weight in (0.0, 30.0):
-        settings = resolve_settings(
-            "fast",
-            {
-                "iterations": 8,
-                "image_size": 32,
-                "views": 1,
-                "texture_size": 2,
-                "texture_resolution": 32,
-                "initial_colour": "grey",
-                "seam_weight": weight,
-            },
-        )
+        settings = toy_settings(initial_colour="grey", seam_weight=weight)
         colours = torch.full((len(faces), 2, 2, 2, 3), 0.8)
         result = edit_mesh(vertices, faces, colours, RedObjective(), settings, backend="cpu")
         assert ("seam" in result.history[-1]) == (weight > 0)
