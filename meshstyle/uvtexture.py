@@ -282,12 +282,13 @@ class SeamPoints:
                 torch.as_tensor(a, device=cubes.device) for a in (self.point, self.group)
             )
         point, group = self._indices[cubes.device]
-        colours = cubes.reshape(-1, 3)[point]
+        # index_select and index_add are each other's backward: no scatter with atomics.
+        colours = cubes.reshape(-1, 3).index_select(0, point)
         sums = torch.zeros(self.groups, 3, device=cubes.device, dtype=colours.dtype)
         sums = sums.index_add(0, group, colours)
         counts = torch.bincount(group, minlength=self.groups).to(colours.dtype)
         means = sums / counts[:, None]
-        return ((colours - means[group]) ** 2).sum(dim=1).mean()
+        return ((colours - means.index_select(0, group)) ** 2).sum(dim=1).mean()
 
 
 class PyramidTexture:
