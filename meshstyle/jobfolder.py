@@ -301,10 +301,10 @@ def write_job_folder(
 
     final = out / name
     check_replaceable(final, made_from, overwrite=overwrite)
-    for leftover in out.glob(f".{name}.*{PARTIAL_SUFFIX}"):
+    for leftover in hidden_copies(out, name, PARTIAL_SUFFIX):
         # under the job's lock, these can only be from a run that was killed
         shutil.rmtree(leftover, ignore_errors=True)
-    for aside in out.glob(f".{name}.*{ASIDE_SUFFIX}"):
+    for aside in hidden_copies(out, name, ASIDE_SUFFIX):
         remove_own_files(aside)  # a replaced result: only what the job wrote goes
     tmp = temporary_folder(out, name, PARTIAL_SUFFIX)
     try:
@@ -343,6 +343,22 @@ def other_inputs_message(final: Path, existing: Existing) -> str:
         f"{final} holds a result made from other inputs or settings ({existing.reason}); "
         "use --overwrite to replace it, or choose another -o"
     )
+
+
+def hidden_copies(out: Path, name: str, suffix: str) -> list[Path]:
+    """This job's hidden folders ``OUT/.<name>.<token><suffix>`` (partial or set aside).
+
+    The token is one word (mkdtemp's letters and digits, or a time in nanoseconds), so the
+    folders of a job named ``<name>.<more>`` (a painting called ``s.v2.jpg`` beside
+    ``s.jpg``) never match: under this job's lock, another job's folders are not ours to
+    delete.
+    """
+    pattern = re.compile(rf"\.{re.escape(name)}\.\w+{re.escape(suffix)}")
+    try:
+        entries = sorted(out.iterdir())
+    except OSError:
+        return []
+    return [p for p in entries if pattern.fullmatch(p.name)]
 
 
 def _commit(tmp: Path, final: Path) -> None:

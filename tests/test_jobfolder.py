@@ -297,9 +297,20 @@ def test_leftovers_of_a_killed_run_are_cleared_under_the_lock(tmp_path):
     (out / ".k.123.old" / COMPLETE_MARKER).write_text("{}")  # a replaced result of ours
     (out / ".k.456.old").mkdir()  # no marker: not known to be ours, so kept
     (out / ".other.abc.partial").mkdir()  # another job's: not ours to clear
+    # Jobs whose names start with "k." (a painting "s.v2.jpg" beside "s.jpg"): theirs too,
+    # maybe being written by a run beside this one.
+    (out / ".k.v2.abc123.partial").mkdir()
+    (out / ".k.v2.123.old").mkdir()
+    (out / ".k.v2.123.old" / COMPLETE_MARKER).write_text("{}")
     job = _job(tmp_path, "k")
     assert run_batch([job], out, write=_writer([]), made_from=_made_from)[0].status == "done"
-    assert sorted(p.name for p in out.iterdir()) == [".k.456.old", ".other.abc.partial", "k"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".k.456.old",
+        ".k.v2.123.old",
+        ".k.v2.abc123.partial",
+        ".other.abc.partial",
+        "k",
+    ]
 
 
 def test_reports_are_strict_json():
