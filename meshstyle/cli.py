@@ -163,13 +163,16 @@ def render(
 ) -> None:
     """Render MESH to a PNG (one view) or a turntable GIF."""
     from meshstyle.fsutil import check_output_file
+    from meshstyle.mesh import referenced_files
 
     suffix = output.suffix.lower()
     if suffix not in (".png", ".gif"):
         raise click.BadParameter(
             f"output must end in .png or .gif; got {output.name!r}", param_hint="-o/--output"
         )
-    check_output_file(output, overwrite=overwrite, inputs=(mesh,))
+    # The OBJ's material and texture files are inputs too.
+    inputs = (mesh, *referenced_files(mesh).values())
+    check_output_file(output, overwrite=overwrite, inputs=inputs)
     resolved = _setup_runtime(device, threads)
     from meshstyle.commands.render import render_mesh_to_file
     from meshstyle.console import step_progress

@@ -113,7 +113,8 @@ def check_output_file(
             raise FileExistsError(f"{path}: is an input ({source}); choose another output")
     if path.is_dir():
         raise FileExistsError(f"{path}: is a folder; the output must be a file name")
-    if path.exists() and not overwrite:
+    # A link is the user's even when it points nowhere.
+    if (path.exists() or path.is_symlink()) and not overwrite:
         raise FileExistsError(f"{path}: already exists; use {hint} to replace it")
     check_writable(path.parent)
 

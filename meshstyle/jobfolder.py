@@ -81,7 +81,9 @@ def file_record(path: Path) -> dict:
         ``sha256: None`` (its job fails when it reads it).
     """
     record: dict = {"path": str(path), "sha256": _sha256(path)}
-    also = {name: _sha256(p) for name, p in _referenced_files(path).items()}
+    from meshstyle.mesh import referenced_files
+
+    also = {name: _sha256(p) for name, p in referenced_files(path).items()}
     if also:
         record["also"] = also
     return record
@@ -96,33 +98,6 @@ def _sha256(path: Path) -> str | None:
     except OSError:
         return None
     return digest.hexdigest()
-
-
-_OBJ_REFERENCE = re.compile(rb"^\s*(mtllib|map_\w+|bump|disp|norm)\s+(.+?)\s*$", re.MULTILINE)
-
-
-def _referenced_files(path: Path) -> dict[str, Path]:
-    """The MTL files an OBJ names and the images those name (a changed texture is a new input)."""
-    if path.suffix.lower() != ".obj":
-        return {}
-    found: dict[str, Path] = {}
-    queue = [path]
-    while queue:
-        current = queue.pop()
-        try:
-            data = current.read_bytes()
-        except OSError:
-            continue
-        for match in _OBJ_REFERENCE.finditer(data):
-            # the file name is the last word: map_Kd may carry options (-s 1 1 1 file.png)
-            name = match[2].split()[-1].decode("utf-8", "replace")
-            target = path.parent / name
-            if name in found or not target.is_file():
-                continue
-            found[name] = target
-            if match[1] == b"mtllib":
-                queue.append(target)
-    return found
 
 
 def differences(old: dict, new: dict) -> list[str]:

@@ -843,3 +843,34 @@ def decimate(mesh: Mesh, target_faces: int) -> Mesh:
     return Mesh(
         vertices=vertices.astype(np.float32), faces=faces, name=mesh.name, source=mesh.source
     )
+
+
+_OBJ_REFERENCE = re.compile(rb"^\s*(mtllib|map_\w+|bump|disp|norm)\s+(.+?)\s*$", re.MULTILINE)
+
+
+def referenced_files(path: Path) -> dict[str, Path]:
+    """The MTL files an OBJ names and the images those name, by the name written there.
+
+    Part of the mesh as input: a changed texture is a changed input, and an output must
+    never replace one of them.
+    """
+    if path.suffix.lower() != ".obj":
+        return {}
+    found: dict[str, Path] = {}
+    queue = [path]
+    while queue:
+        current = queue.pop()
+        try:
+            data = current.read_bytes()
+        except OSError:
+            continue
+        for match in _OBJ_REFERENCE.finditer(data):
+            # the file name is the last word: map_Kd may carry options (-s 1 1 1 file.png)
+            name = match[2].split()[-1].decode("utf-8", "replace")
+            target = path.parent / name
+            if name in found or not target.is_file():
+                continue
+            found[name] = target
+            if match[1] == b"mtllib":
+                queue.append(target)
+    return found

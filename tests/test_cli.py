@@ -73,6 +73,25 @@ def test_render_keeps_what_the_user_had(runner, tmp_path):
     assert result.exit_code == 0 and Image.open(painting).size == (16, 16)
 
 
+def test_render_never_replaces_the_meshs_texture_or_a_link(runner, tmp_path):
+    import numpy as np
+
+    from meshstyle.export import write_obj
+
+    write_obj(tmp_path, "ball", np.eye(3), [[0, 1, 2]], np.full((1, 2, 2, 2, 3), 0.5))
+    texture = tmp_path / "ball.png"
+    before = texture.read_bytes()
+    result = invoke(
+        runner, "render", tmp_path / "ball.obj", "-o", texture, "--image-size", 16, "--overwrite"
+    )
+    assert result.exit_code == 1 and "is an input" in result.output
+    assert texture.read_bytes() == before
+    link = tmp_path / "link.png"
+    link.symlink_to(tmp_path / "nowhere.png")
+    result = invoke(runner, "render", tmp_path / "ball.obj", "-o", link, "--image-size", 16)
+    assert result.exit_code == 1 and "already exists" in result.output and link.is_symlink()
+
+
 def test_render_output_path_errors_name_the_output(runner, tmp_path):
     mesh = write_sphere(tmp_path / "ball.obj")
     blocker = tmp_path / "afile"
