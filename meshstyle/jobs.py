@@ -41,7 +41,12 @@ class Job:
 
 
 def expand_inputs(
-    items: list[str], suffixes: tuple[str, ...], *, recursive: bool = False, what: str = "mesh"
+    items: list[str],
+    suffixes: tuple[str, ...],
+    *,
+    recursive: bool = False,
+    what: str = "mesh",
+    exclude: Path | None = None,
 ) -> list[Path]:
     """Files named by paths, folders (every file with a supported suffix) and globs.
 
@@ -50,6 +55,9 @@ def expand_inputs(
         suffixes: accepted lowercase suffixes, e.g. (".obj", ".ply").
         recursive: descend into sub-folders of folder arguments.
         what: word used in error messages.
+        exclude: a folder whose files folders and globs never yield: the run's OUT, which
+            may lie inside an input folder (a second run must not take the first one's
+            results for inputs).
 
     Returns:
         Unique paths in a stable order (sorted within each folder or glob).
@@ -58,12 +66,19 @@ def expand_inputs(
         ValueError: an argument matches nothing.
     """
     found: list[Path] = []
+    skipped = exclude.resolve() if exclude is not None else None
+
+    def outside(p: Path) -> bool:
+        return skipped is None or not p.resolve().is_relative_to(skipped)
+
     for item in items:
         path = Path(item)
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
             matches = sorted(
-                p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in suffixes
+                p
+                for p in path.glob(pattern)
+                if p.is_file() and p.suffix.lower() in suffixes and outside(p)
             )
             if not matches:
                 raise ValueError(
@@ -76,7 +91,7 @@ def expand_inputs(
             found.append(path)
         else:
             matches = sorted(Path(p) for p in glob.glob(item, recursive=recursive))
-            matches = [p for p in matches if p.is_file()]
+            matches = [p for p in matches if p.is_file() and outside(p)]
             if not matches:
                 raise ValueError(f"{item}: pattern matches no file")
             found.extend(matches)

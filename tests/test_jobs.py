@@ -49,6 +49,21 @@ def test_expand_inputs_files_folders_globs(tmp_path):
     assert expand_inputs([str(tmp_path / "missing.obj")], suffixes)[0].name == "missing.obj"
 
 
+def test_expand_inputs_never_takes_results_in_out_for_inputs(tmp_path):
+    # OUT inside the input folder: a second run must see the same inputs as the first.
+    (tmp_path / "tet.obj").write_text("v 0 0 0\n")
+    result = tmp_path / "out" / "tet__s"
+    result.mkdir(parents=True)
+    (result / "tet.obj").write_text("v 0 0 0\n")
+    (result / "tet.glb").write_bytes(b"glTF")
+    suffixes = (".obj", ".glb")
+    everything = expand_inputs([str(tmp_path)], suffixes, recursive=True)
+    assert len(everything) == 3
+    for item in (str(tmp_path), str(tmp_path / "**" / "*.obj")):
+        found = expand_inputs([item], suffixes, recursive=True, exclude=tmp_path / "out")
+        assert found == [tmp_path / "tet.obj"], item
+
+
 def test_plan_jobs_pairs_and_unique_names(tmp_path):
     meshes = [tmp_path / "x" / "bunny.obj", tmp_path / "y" / "bunny.obj"]
     styles = [tmp_path / "munch1.jpg", tmp_path / "gris1.jpg"]

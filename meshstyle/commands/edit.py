@@ -141,9 +141,11 @@ def run_edit(
         settings = resolve_settings(
             opts["preset"] or DEFAULT_PRESETS[kind], overrides, base=DEFAULT_PRESETS[kind]
         )
-        mesh_paths = expand_inputs(meshes, MESH_SUFFIXES, recursive=opts["recursive"])
+        mesh_paths = expand_inputs(meshes, MESH_SUFFIXES, recursive=opts["recursive"], exclude=out)
         style_paths = (
-            expand_inputs(styles, IMAGE_SUFFIXES, recursive=opts["recursive"], what="image")
+            expand_inputs(
+                styles, IMAGE_SUFFIXES, recursive=opts["recursive"], what="image", exclude=out
+            )
             if kind == "stylize"
             else None
         )
