@@ -107,8 +107,8 @@ class BatchConsole:
             )
 
     def summary(self, outcomes, out: Path) -> None:
-        """The table of jobs and the report's path on stdout, then one unwrapped line per
-        failure on stderr (even with ``--quiet``).
+        """The table of jobs, one unwrapped line per failure (even with ``--quiet``) and the
+        report's path, all on stdout: a log of stdout has the failures the table points to.
 
         The failure lines are never folded, so a long path in a message stays whole and can
         be searched for or copied.
@@ -117,7 +117,7 @@ class BatchConsole:
         if not self.quiet:
             self._table(outcomes, out)
         for o in failures:
-            self.console.print(
+            self.results.print(
                 f"[red]failed[/red] {escape(o.job.name)}: {escape(o.error or '')}",
                 soft_wrap=True,
                 highlight=False,

@@ -165,11 +165,19 @@ def test_summary_goes_to_stdout_whole(runner, tmp_path):
     mesh = write_sphere(tmp_path / "a_sphere_with_a_rather_long_name_for_a_log_file.obj")
     style = write_style(tmp_path / "noise.png")
     out = tmp_path / "a_long_output_folder_name_that_would_not_fit_in_eighty_columns"
-    result = invoke(runner, "stylize", mesh, style, "-o", out, "--preset", tiny_preset(tmp_path))
-    assert result.exit_code == 0, result.output
+    junk = tmp_path / "junk.obj"
+    junk.write_bytes(b"\x00\xff" * 50)
+    preset = tiny_preset(tmp_path)
+    result = invoke(runner, "stylize", mesh, junk, style, "-o", out, "--preset", preset)
+    assert result.exit_code == 1, result.output
     job = "a_sphere_with_a_rather_long_name_for_a_log_file__noise"
     assert f"│ {job} │ done" in result.stdout
     assert str(out / job) in result.stdout
+    # The table says "see below" for a failure: its message is below, in the same stream.
+    assert any(
+        "│ junk__noise " in line and "│ failed" in line for line in result.stdout.splitlines()
+    )
+    assert f"failed junk__noise: {junk}" in result.stdout
     assert f"report: {out / 'report.json'}" in result.stdout
 
 
