@@ -271,12 +271,17 @@ def preset_names() -> list[str]:
 
 def _read_preset(name_or_path: str) -> tuple[dict[str, Any], str]:
     path = Path(name_or_path)
-    if path.suffix == ".toml" and path.exists():
-        text, origin = path.read_text(encoding="utf-8"), str(path)
-    else:
-        if path.suffix == ".toml":
-            # A path, not a name: say the file is missing rather than list the presets.
+    if path.suffix.lower() == ".toml":
+        # A path, not a name: what is wrong with the file, rather than a list of presets.
+        if not path.exists():
             raise ValueError(f"{path}: preset file not found")
+        try:
+            text, origin = path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: a preset file must be UTF-8 text (TOML)") from None
+        except OSError as exc:
+            raise ValueError(f"{path}: preset file cannot be read ({exc.strerror})") from None
+    else:
         resource = resources.files(PRESET_PACKAGE) / f"{name_or_path}.toml"
         if not resource.is_file():
             raise ValueError(

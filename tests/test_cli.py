@@ -234,6 +234,14 @@ def test_preset_errors_name_the_file_and_the_key(runner, tmp_path):
     missing = tmp_path / "nosuch.toml"
     result = invoke(runner, "stylize", mesh, style, "-o", out, "--preset", missing)
     assert result.exit_code == 2 and f"{missing}: preset file not found" in result.output
+    folder = tmp_path / "folder.toml"
+    folder.mkdir()
+    result = invoke(runner, "stylize", mesh, style, "-o", out, "--preset", folder)
+    assert result.exit_code == 2 and f"{folder}: preset file cannot be read" in result.output
+    binary = tmp_path / "BINARY.TOML"
+    binary.write_bytes(b"\xff\xfe iterations = 3")
+    result = invoke(runner, "stylize", mesh, style, "-o", out, "--preset", binary)
+    assert result.exit_code == 2 and f"{binary}: a preset file must be UTF-8" in result.output
     preset = tmp_path / "layers.toml"
     preset.write_text('style_layers = ["relu1_2", "nosuch"]\n')
     result = invoke(runner, "stylize", mesh, style, "-o", out, "--preset", preset)
