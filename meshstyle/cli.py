@@ -385,7 +385,17 @@ def stylize(ctx: click.Context, inputs, styles, **opts) -> None:
     if not meshes:
         raise click.UsageError("no mesh given (MESH files, folders or globs)")
     if not images:
-        raise click.UsageError("no style image given (a .jpg/.png file, or --style FILE)")
+        hint = ""
+        if any(Path(item).is_dir() for item in inputs):
+            # Say how folders were read: the likely reason no painting was found.
+            hint = (
+                "; a folder holding meshes is a folder of meshes: give its paintings with "
+                "--style"
+                + ("" if opts["recursive"] else ", and --recursive looks into sub-folders")
+            )
+        raise click.UsageError(
+            f"no style image given (a .jpg/.png file, a folder of them, or --style FILE){hint}"
+        )
     keys = _EDIT_KEYS + ("style_weight", "content_weight", "tv_weight", "colour_weight")
     _run_edit(ctx, "stylize", meshes, images, opts, {k: opts[k] for k in keys})
 

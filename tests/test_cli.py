@@ -273,6 +273,14 @@ def test_missing_style_and_mesh(runner, tmp_path):
     style = write_style(tmp_path / "s.png")
     result = invoke(runner, "stylize", style, "-o", tmp_path / "out")
     assert result.exit_code == 2 and "no mesh" in result.output
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    write_sphere(mixed / "ball.obj")
+    write_style(mixed / "s.png")
+    result = invoke(runner, "stylize", mixed, "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "no style image" in result.output
+    assert "a folder holding meshes is a folder of meshes" in result.output
+    assert "--recursive" in result.output
 
 
 def test_folders_are_told_apart_by_what_they_hold(tmp_path):
