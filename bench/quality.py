@@ -272,6 +272,13 @@ def score_folder(folder: Path, network=None) -> dict:
     return result
 
 
+def dumps_strict(value, indent: int | None = 2) -> str:
+    """JSON with NaN and infinities as null (a measure of a degenerate mesh can be NaN)."""
+    from meshstyle.jobfolder import strict_json
+
+    return json.dumps(strict_json(value), indent=indent, allow_nan=False)
+
+
 def markdown_table(results: list[dict]) -> str:
     """The results as a Markdown table (the README's)."""
     lines = [
@@ -360,8 +367,9 @@ def main(argv=None) -> int:
         rows.append(gallery)
         labels.append(f"{result['case']}  palette {result.get('palette', '-')}")
         results.append(result)
-        print(json.dumps(result), file=sys.stderr)
-    out = args.out if not args.score else folders[0].parent
+        print(dumps_strict(result, indent=None), file=sys.stderr)
+    # --out is where the gallery goes, also when only scoring: never into a job's OUT.
+    out = args.out
     save_png(out / "quality_gallery.png", contact_sheet(rows, labels))
     stylize = [r for r in results if r["kind"] == "stylize"]
     summary = {
@@ -370,15 +378,14 @@ def main(argv=None) -> int:
         if stylize and all(key in r for r in stylize)
     }
     print(
-        json.dumps(
+        dumps_strict(
             {
                 "threads": threads,
                 "targets": TARGETS,
                 "mean_stylize": summary,
                 "results": results,
                 "gallery": str(out / "quality_gallery.png"),
-            },
-            indent=2,
+            }
         )
     )
     if args.markdown:
