@@ -282,8 +282,85 @@ def test_eval_never_replaces_a_file_it_did_not_write(trained, tmp_path, monkeypa
     afile.write_text("")
     early = run("eval", data, "--model", model, "-o", afile / "x.json")
     assert early.exit_code == 1 and "cannot be written" in early.output, early.output
-    sheet = run("eval", data, "--model", model, "--sheet", mesh)
-    assert sheet.exit_code == 1 and "already exists" in sheet.output, sheet.output
+    sheet = run("eval", data, "--model", model, "--sheet", mesh, "--overwrite")
+    assert sheet.exit_code == 2 and "ending in .png" in sheet.output, sheet.output
+    assert mesh.read_text() == "v 0 0 0\n"
+
+
+def _never(*args, **kwargs):
+    raise AssertionError("the work ran before the outputs were checked")
+
+
+def test_eval_never_writes_over_or_into_its_inputs(trained, tmp_path, monkeypatch):
+    # Copies: without the checks, these calls would replace the shared fixture's files.
+    data, model = shutil.copytree(trained[0], tmp_path / "data"), tmp_path / "run"
+    shutil.copytree(trained[1], model)
+    before = {p: p.read_bytes() for folder in (data, model) for p in folder.iterdir()}
+    notes = tmp_path / "notes.png"
+    notes.write_text("not a picture")
+    import meshstyle.reconstruct.evaluate as evaluate
+    import meshstyle.reconstruct.train as train
+
+    monkeypatch.setattr(evaluate, "score", _never)
+    monkeypatch.setattr(train, "load_model", _never)
+    refused = [
+        (("--sheet", data / "chair_test_images.npz"), 2, "ending in .png"),
+        (("--sheet", tmp_path / "sheet.jpg"), 2, "ending in .png"),
+        (("--sheet", model / "curves.png"), 1, "is the run's own curves.png"),
+        (("--sheet", data / "new.png"), 1, "is in the data folder"),
+        (("--sheet", model / ".." / "data" / "new.png"), 1, "is in the data folder"),
+        (("--sheet", notes), 1, "exists and is not a PNG"),
+        (("-o", model / "config.json"), 1, "is the run's own config.json"),
+        (("-o", model / "model.pt"), 1, "is the run's own model.pt"),
+        (("-o", data / "report.json"), 1, "is in the data folder"),
+    ]
+    for args, code, message in refused:
+        result = run("eval", data, "--model", model, *args, "--overwrite")
+        assert result.exit_code == code, (args, result.output)
+        assert message in result.output, (args, result.output)
+        assert "Traceback" not in result.output and "ran before" not in result.output
+    assert {p: p.read_bytes() for folder in (data, model) for p in folder.iterdir()} == before
+    assert notes.read_text() == "not a picture"
+    assert not (tmp_path / "sheet.jpg").exists()
+    # A report beside the run's files is fine, and an earlier PNG sheet is replaced, but
+    # only with --overwrite.
+    monkeypatch.undo()
+    sheet = tmp_path / "sheet.png"
+    Image.new("RGB", (4, 4)).save(sheet)
+    kept = run("eval", data, "--model", model, "--sheet", sheet)
+    assert kept.exit_code == 1 and "--overwrite" in kept.output, kept.output
+    assert Image.open(sheet).size == (4, 4)
+    args = ("-o", model / "eval.json", "--sheet", sheet, "--overwrite")
+    result = run("eval", data, "--model", model, *args)
+    assert result.exit_code == 0, result.output
+    assert Image.open(sheet).width == 512 and (model / "eval.json").is_file()
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "make-data"])
+def test_an_output_folder_under_a_file_is_a_one_line_error(trained, tmp_path, monkeypatch, command):
+    data, model = trained
+    afile = tmp_path / "afile"
+    afile.write_text("precious")
+    out = afile / "sub"
+    import meshstyle.reconstruct.procedural as procedural
+    import meshstyle.reconstruct.train as train
+
+    # Checked before any work: the data, the model and the objects are never reached.
+    monkeypatch.setattr(train, "load_split", _never)
+    monkeypatch.setattr(train, "load_model", _never)
+    monkeypatch.setattr(procedural, "make_object", _never)
+    args = {
+        "train": ("train", data, "-o", out, "--iterations", 1, "--batch-size", 2, "-q"),
+        "predict": ("predict", _image(tmp_path / "img.png", data), "--model", model, "-o", out),
+        "make-data": ("make-data", out, "--classes", "lamp", "--train", 1, "-q"),
+    }[command]
+    result = run(*args)
+    assert result.exit_code == 1, result.output
+    assert f"{out}: output folder cannot be written ({afile} is a file, not a folder)" in (
+        result.output
+    )
+    assert result.output.strip().count("\n") == 0 and "Traceback" not in result.output
+    assert afile.read_text() == "precious"
 
 
 def test_predict_never_replaces_its_input(trained, tmp_path):

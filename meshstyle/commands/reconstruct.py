@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from meshstyle.fsutil import atomic_write_text
+from meshstyle.fsutil import atomic_write_text, check_writable
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -27,7 +27,8 @@ def make_data(out: Path, classes: list[str], counts: dict[str, int], seed: int, 
     """Write the procedural data set; returns the list of files written.
 
     ``out`` is new, empty, or a data set that the classes or splits are added to; nothing in
-    it is replaced (FileExistsError otherwise).
+    it is replaced (FileExistsError otherwise). It is created, and checked writable
+    (PermissionError), before any object is rendered.
     """
     from meshstyle.console import step_progress
     from meshstyle.reconstruct.layout import IMAGE_SIZE, VIEWS, VOXEL_SIZE
@@ -38,7 +39,8 @@ def make_data(out: Path, classes: list[str], counts: dict[str, int], seed: int, 
     if unknown:
         raise ValueError(f"unknown class {unknown[0]!r}; procedural classes are {list(CLASSES)}")
     check_data_folder(out)
-    out.mkdir(parents=True, exist_ok=True)
+    # Creates the folder, or says in one line why it cannot (a file on the way, say).
+    check_writable(out)
     existing = [
         p.name
         for c in classes
@@ -218,8 +220,9 @@ def evaluate_run(
     is voxelised (see :func:`meshstyle.reconstruct.voxelize.voxelize`).
 
     The outputs are checked before the evaluation (see
-    :func:`meshstyle.reconstruct.outputs.check_eval_outputs`): an earlier report or sheet is
-    replaced only with ``overwrite``, another file never."""
+    :func:`meshstyle.reconstruct.outputs.check_eval_outputs`): an earlier report or sheet (a
+    PNG) is replaced only with ``overwrite``; another file, anything in ``data`` and the
+    run's own files never."""
     from rich.progress import Progress
 
     from meshstyle.reconstruct.check import silhouette_ceiling
@@ -229,7 +232,7 @@ def evaluate_run(
     from meshstyle.reconstruct.outputs import check_eval_outputs
     from meshstyle.reconstruct.train import TrainSettings, load_model
 
-    check_eval_outputs(output, sheet, overwrite)
+    check_eval_outputs(output, sheet, overwrite, data=data, run=model_dir)
     model, config = load_model(model_dir, device.torch_device)
     settings = TrainSettings.from_json(config["settings"])
     loaded = load_split(data, split, get_layout(settings.layout), config["classes"])
@@ -342,7 +345,8 @@ def predict_files(images: list[Path], model_dir: Path, out: Path, device, overwr
     """Reconstruct each image; writes ``OUT/<stem>.obj`` (+ .mtl, .png) and ``.glb``.
 
     No output replaces an input (an image, or a file of the run), even with ``overwrite``;
-    without it, no output replaces an existing file (FileExistsError).
+    without it, no output replaces an existing file (FileExistsError). ``out`` is created,
+    and checked writable (PermissionError), before the model is loaded.
 
     Returns:
         (image, files written) pairs.
@@ -382,6 +386,10 @@ def predict_files(images: list[Path], model_dir: Path, out: Path, device, overwr
                         f"for {path}); use --overwrite to replace it, or choose another -o"
                     )
     batch = torch.from_numpy(np.stack([read_image(p) for p in images]))
+    # After the images are read (a missing one should not leave an empty -o folder behind,
+    # the default ./out included) and before the model is: creates OUT, or says in one line
+    # why it cannot be written.
+    check_writable(out)
     from meshstyle.reconstruct.layout import get_layout
     from meshstyle.reconstruct.train import TrainSettings
 

@@ -265,6 +265,14 @@ def train(
     )
 
 
+def _png_name(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    # The sheet is PNG data whatever its name: under .jpg or the like it would be taken
+    # for what it is not.
+    if value is not None and value.suffix.lower() != ".png":
+        raise click.BadParameter(f"{value}: the sheet is a PNG; give a name ending in .png")
+    return value
+
+
 @reconstruct.command("eval")
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--model", "model_dir", required=True, type=click.Path(path_type=Path))
@@ -283,7 +291,9 @@ def train(
     "--sheet",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Also draw a PNG: inputs beside renders of their reconstructions and the truth.",
+    callback=_png_name,
+    help="Also draw a PNG (a name ending in .png): inputs beside renders of their "
+    "reconstructions and the truth.",
 )
 @click.option(
     "--inside",
@@ -297,7 +307,8 @@ def train(
 @click.option(
     "--overwrite",
     is_flag=True,
-    help="Replace an earlier report (-o) or sheet (--sheet) of the same name.",
+    help="Replace an earlier report (-o) or sheet (--sheet, a PNG) of the same name "
+    "(never a file of DATA or of the run).",
 )
 @_device_options
 def evaluate(

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from meshstyle.fsutil import atomic_path, atomic_write_text
+from meshstyle.fsutil import atomic_path, atomic_write_text, check_writable
 from meshstyle.reconstruct.data import Split, load_split, sample_batch, to_float
 from meshstyle.reconstruct.evaluate import THRESHOLDS, score
 from meshstyle.reconstruct.layout import IMAGE_SIZE, VIEWS, get_layout
@@ -270,6 +270,8 @@ class Trainer:
     Raises:
         FileExistsError: ``run`` is a file or a folder of other files (see
             :func:`meshstyle.reconstruct.outputs.check_run_folder`).
+        PermissionError: ``run`` cannot be created or written (checked, and created,
+            before the data is loaded).
         ValueError: ``run`` holds a checkpoint that cannot be read.
 
     Args:
@@ -285,6 +287,10 @@ class Trainer:
         # Refused before anything is read or written: a folder of the user's own files is
         # never trained into (the run's files would replace theirs).
         self.resumed = check_run_folder(self.run)
+        # Before the data is loaded (which takes a while): a run that could not be saved
+        # would be lost. This creates a new run's folder; left empty, it is still accepted
+        # as a new run.
+        check_writable(self.run)
         trained = None
         if self.resumed:
             checkpoint = _load_checkpoint(self.run / "checkpoint.pt")
