@@ -13,7 +13,8 @@ The contract every command that writes ``OUT/<job>/`` keeps (stylize, deepdream,
 - The marker also lists the files the job wrote (``files``). A file or folder the user put
   into a finished result is not among them: when the result is replaced it is carried over,
   unchanged, into the new result, and when the new result writes a file of the same name the
-  replacement is refused with a message naming it. A marker of an older version without the
+  replacement is refused with a message naming it (before the job runs when the old
+  result's list already has that name, at the end otherwise). A marker of an older version without the
   list counts the files its ``outputs`` name as the job's. Only the job's own files are ever
   deleted; a replacement cut short between its renames leaves the user's files in the hidden
   ``OUT/.<job>.N.old`` folder, where they stay.
@@ -309,7 +310,26 @@ def check_replaceable(final: Path, made_from: dict, *, overwrite: bool) -> Exist
         raise FileExistsError(existing.reason)
     if existing.state == "other" and not overwrite:
         raise FileExistsError(other_inputs_message(final, existing))
+    if existing.state == "other":
+        # Known before the job runs: a user's entry at the name of a file the old result
+        # wrote (the new one writes the same names) would stop the replacement at the end.
+        ours = written_files(read_marker(final) or {})
+        clashes = [
+            rel
+            for rel in foreign_entries(final, ours)
+            if rel in ours or any(f.startswith(rel + "/") for f in ours)
+        ]
+        if clashes:
+            raise FileExistsError(_clash_message(final, clashes))
     return existing
+
+
+def _clash_message(final: Path, clashes: list[str]) -> str:
+    return (
+        f"{final} holds {', '.join(clashes)}, not written by meshstyle, and the new result "
+        "writes a file of the same name; move it out of the folder to replace the result, "
+        "or choose another -o"
+    )
 
 
 def other_inputs_message(final: Path, existing: Existing) -> str:
@@ -358,11 +378,7 @@ def _commit(tmp: Path, final: Path) -> None:
     carried = foreign_entries(final, written_files(summary))
     clashes = [rel for rel in carried if _taken(tmp, rel)]
     if clashes:
-        raise FileExistsError(
-            f"{final} holds {', '.join(clashes)}, not written by meshstyle, and the new result "
-            "writes a file of the same name; move it out of the folder to replace the result, "
-            "or choose another -o"
-        )
+        raise FileExistsError(_clash_message(final, clashes))
     aside = final.with_name(f".{final.name}.{time.time_ns()}{ASIDE_SUFFIX}")
     final.rename(aside)
     try:

@@ -238,6 +238,25 @@ def test_a_users_file_with_the_name_of_a_new_output_stops_the_replacement(tmp_pa
     assert sorted(p.name for p in out.iterdir()) == ["c"]
 
 
+def test_a_clash_known_from_the_old_result_is_refused_before_the_job_runs(tmp_path):
+    # The user put a folder where the result had its b.txt: the new result writes b.txt
+    # again, so the replacement would fail at the end; it fails before the work instead.
+    out = tmp_path / "out"
+    out.mkdir()
+    job = _job(tmp_path, "e")
+    assert run_batch([job], out, write=_writer([]), made_from=_made_from)[0].status == "done"
+    (out / "e" / "b.txt").unlink()
+    (out / "e" / "b.txt").mkdir()
+    (out / "e" / "b.txt" / "notes").write_text("mine")
+    calls = []
+    outcome = run_batch(
+        [job], out, write=_writer(calls), made_from=_other_settings, overwrite=True
+    )[0]
+    assert outcome.status == "failed" and "b.txt" in outcome.error
+    assert calls == []  # refused before the writer ran
+    assert (out / "e" / "b.txt" / "notes").read_text() == "mine"
+
+
 def test_a_marker_without_a_file_list_keeps_all_but_its_outputs(tmp_path):
     """Results of versions before the list: only the files ``outputs`` names are the job's."""
     out = tmp_path / "out"
