@@ -14,10 +14,10 @@ The contract every command that writes ``OUT/<job>/`` keeps (stylize, deepdream,
   into a finished result is not among them: when the result is replaced it is carried over,
   unchanged, into the new result, and when the new result writes a file of the same name the
   replacement is refused with a message naming it (before the job runs when the old
-  result's list already has that name, at the end otherwise). A marker of an older version without the
-  list counts the files its ``outputs`` name as the job's. Only the job's own files are ever
-  deleted; a replacement cut short between its renames leaves the user's files in the hidden
-  ``OUT/.<job>.N.old`` folder, where they stay.
+  result's list already has that name, at the end otherwise). A marker of an older version
+  without the list counts the files its ``outputs`` name as the job's. Only the job's own
+  files are ever deleted; a replacement cut short between its renames leaves the user's
+  files in the hidden ``OUT/.<job>.N.old`` folder, where they stay.
 - A folder or file at the job's name that has no marker was not written by meshstyle: it is
   never moved or deleted, and the job fails with a message instead.
 """
