@@ -186,6 +186,9 @@ class EditSettings:
                 self.optimise_vertices or self.optimise_textures,
                 "at least one of optimise_vertices and optimise_textures must be true",
             ),
+            # Relative to the loss (3 and 10 in the presets): far above, the term alone
+            # decides every step and a float32 loss overflows.
+            (self.seam_weight <= 1e4, "seam_weight must be at most 1e4"),
         ]
         for ok, rule in checks:
             if not ok:

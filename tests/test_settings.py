@@ -67,6 +67,8 @@ def test_toml_round_trip(tmp_path):
         ("background = 'plaid'", "background must be"),
         ("iterations = [", "not valid TOML"),
         ("optimise_vertices = false\noptimise_textures = false", "at least one"),
+        ("seam_weight = 1e30", "bad.toml: seam_weight must be at most 1e4"),
+        ("seam_weight = -1", "seam_weight must be a finite number >= 0"),
     ],
 )
 def test_bad_presets_name_the_rule(tmp_path, preset_text, message):
