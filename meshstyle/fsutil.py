@@ -108,9 +108,9 @@ def check_output_file(
     Raises:
         FileExistsError, PermissionError: with a message naming ``path`` and the rule.
     """
-    for source in inputs:
-        if source.exists() and path.exists() and path.samefile(source):
-            raise FileExistsError(f"{path}: is an input ({source}); choose another output")
+    source = replaced_input(path, list(inputs))
+    if source is not None:
+        raise FileExistsError(f"{path}: is an input ({source}); choose another output")
     if path.is_dir():
         raise FileExistsError(f"{path}: is a folder; the output must be a file name")
     # A link is the user's even when it points nowhere.
@@ -125,3 +125,20 @@ def _reason(exc: OSError, folder: Path) -> str:
     if blocking is not None and not blocking.is_dir():
         return f"{blocking} is a file, not a folder"
     return exc.strerror or type(exc).__name__
+
+
+def replaced_input(output: Path, inputs: list[Path]) -> Path | None:
+    """The input that writing ``output`` would replace, or None.
+
+    Compared as files (device and inode), so a second name for an input (``./img.png``
+    against ``img.png``, a link, a case-insensitive file system) is caught too.
+    """
+    if not output.exists():
+        return None
+    for path in inputs:
+        try:
+            if os.path.samefile(output, path):
+                return path
+        except OSError:  # an input that is not there: read later, and named then
+            continue
+    return None

@@ -354,8 +354,9 @@ def predict_files(images: list[Path], model_dir: Path, out: Path, device, overwr
     import torch
 
     from meshstyle.export import write_mesh_files
+    from meshstyle.fsutil import replaced_input
     from meshstyle.mesh import sanitise_name
-    from meshstyle.reconstruct.outputs import RUN_FILES, replaced_input
+    from meshstyle.reconstruct.outputs import RUN_FILES
     from meshstyle.reconstruct.train import load_model
     from meshstyle.reconstruct.voxelize import voxel_surface
 

@@ -8,7 +8,7 @@ an output that would replace or mix with something the user had:
   and ``_voxels.npz`` files) that new classes or splits are added to;
 - ``eval -o FILE`` and ``--sheet PNG``: a new file, or an earlier report (a PNG for the
   sheet) with ``--overwrite``; never a path in the data folder or a file of the run;
-- ``predict``: an output file never replaces an input (see :func:`replaced_input`).
+- ``predict``: an output file never replaces an input (see :func:`meshstyle.fsutil.replaced_input`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import os
 import re
 from pathlib import Path
 
-from meshstyle.fsutil import check_writable
+from meshstyle.fsutil import check_writable, replaced_input
 
 #: What ``train`` writes into a run folder (see :mod:`meshstyle.reconstruct.train`).
 RUN_FILES = ("config.json", "checkpoint.pt", "model.pt", "log.csv", "curves.png")
@@ -221,20 +221,3 @@ def check_eval_outputs(
     for path in (report, sheet):
         if path is not None:
             check_writable(path.parent)
-
-
-def replaced_input(output: Path, inputs: list[Path]) -> Path | None:
-    """The input that writing ``output`` would replace, or None.
-
-    Compared as files (device and inode), so a second name for an input (``./img.png``
-    against ``img.png``, a link, a case-insensitive file system) is caught too.
-    """
-    if not output.exists():
-        return None
-    for path in inputs:
-        try:
-            if os.path.samefile(output, path):
-                return path
-        except OSError:  # an input that is not there: read later, and named then
-            continue
-    return None
