@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,11 +75,10 @@ def expand_inputs(
     for item in items:
         path = Path(item)
         if path.is_dir():
-            pattern = "**/*" if recursive else "*"
             matches = sorted(
                 p
-                for p in path.glob(pattern)
-                if p.is_file() and p.suffix.lower() in suffixes and outside(p)
+                for p in folder_files(path, recursive)
+                if p.suffix.lower() in suffixes and outside(p)
             )
             if not matches:
                 raise ValueError(
@@ -99,6 +99,11 @@ def expand_inputs(
     for p in found:
         unique.setdefault(str(p.resolve()) if p.exists() else str(p), p)
     return list(unique.values())
+
+
+def folder_files(folder: Path, recursive: bool) -> Iterator[Path]:
+    """The files in ``folder`` (and in its sub-folders when ``recursive``)."""
+    return (p for p in folder.glob("**/*" if recursive else "*") if p.is_file())
 
 
 def plan_jobs(

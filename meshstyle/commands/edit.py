@@ -70,8 +70,9 @@ def classify_inputs(
 
 def _folder_suffixes(folder: Path, recursive: bool) -> set[str]:
     """The lowercase suffixes of the files in a folder (and its sub-folders if recursive)."""
-    pattern = "**/*" if recursive else "*"
-    return {p.suffix.lower() for p in folder.glob(pattern) if p.is_file()}
+    from meshstyle.jobs import folder_files
+
+    return {p.suffix.lower() for p in folder_files(folder, recursive)}
 
 
 def check_layers(kind: str, settings: EditSettings, origin: Callable[[str], str]) -> None:
