@@ -313,7 +313,7 @@ def check_replaceable(final: Path, made_from: dict, *, overwrite: bool) -> Exist
     if existing.state == "other":
         # Known before the job runs: a user's entry at the name of a file the old result
         # wrote (the new one writes the same names) would stop the replacement at the end.
-        ours = written_files(read_marker(final) or {})
+        ours = written_files(existing.summary)
         clashes = [
             rel
             for rel in foreign_entries(final, ours)
