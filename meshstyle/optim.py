@@ -22,6 +22,11 @@ import torch
 
 __all__ = ["ZeroSkipAdam"]
 
+#: Parameters of at least this many elements (float32, CPU, contiguous) go through the
+#: one-pass kernel of :mod:`meshstyle.adam_kernel`; for smaller ones its call costs more
+#: than the torch form's passes.
+KERNEL_MIN_SIZE = 1024
+
 
 class ZeroSkipAdam(torch.optim.Optimizer):
     """Adam that skips elements whose gradient is exactly zero (or NaN/Inf).
@@ -105,6 +110,36 @@ class ZeroSkipAdam(torch.optim.Optimizer):
             state["calls"] = torch.tensor(0.0)
         step, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
 
+        # Per-element bias correction, computed in float64 as Adam does in Python floats. An
+        # element's count is at most the number of steps taken, so the corrections are
+        # computed once per count value and gathered (a float64 pow per element cost more
+        # than the rest of the update). Count 0 (never active) reads count 1's entry: its
+        # result is discarded, it only has to be finite.
+        if "calls" not in state:  # a state saved without it: the counts bound it
+            state["calls"] = step.max().cpu() + 1
+        else:
+            state["calls"] += 1
+        calls = int(state["calls"])
+        counts = torch.arange(calls + 1, dtype=torch.float64, device=param.device).clamp_min(1.0)
+        neg_step_table = (-lr / (1 - torch.pow(beta1, counts))).to(param.dtype)
+        bias_correction2_table = (1 - torch.pow(beta2, counts)).sqrt().to(param.dtype)
+        if _kernel_applies(param, grad, step, exp_avg, exp_avg_sq):
+            from meshstyle.adam_kernel import zero_skip_adam_step
+
+            zero_skip_adam_step(
+                param.detach().view(-1).numpy(),
+                grad.view(-1).numpy(),
+                step.view(-1).numpy(),
+                exp_avg.view(-1).numpy(),
+                exp_avg_sq.view(-1).numpy(),
+                neg_step_table.numpy(),
+                bias_correction2_table.numpy(),
+                beta1,
+                beta2,
+                eps,
+            )
+            return
+
         # No early exit when nothing is active: testing that would sync a GPU every step.
         active = (grad != 0) & torch.isfinite(grad)
         grad = torch.where(active, grad, 0.0)
@@ -115,25 +150,22 @@ class ZeroSkipAdam(torch.optim.Optimizer):
         new_sq = exp_avg_sq.mul(beta2).addcmul_(grad, grad, value=1 - beta2)
         torch.where(active, new_sq, exp_avg_sq, out=exp_avg_sq)
 
-        # Per-element bias correction, computed in float64 as Adam does in Python floats. An
-        # element's count is at most the number of steps taken, so the corrections are
-        # computed once per count value and gathered (a float64 pow per element cost more
-        # than the rest of the update). Count 0 (never active) reads count 1's entry: its
-        # result is discarded, it only has to be finite.
-        if "calls" not in state:  # a state saved without it: the counts bound it
-            state["calls"] = step.max().cpu()
-        else:
-            state["calls"] += 1
-        calls = int(state["calls"])
-        counts = torch.arange(calls + 1, dtype=torch.float64, device=param.device).clamp_min(1.0)
-        neg_step_table = (-lr / (1 - torch.pow(beta1, counts))).to(param.dtype)
-        bias_correction2_table = (1 - torch.pow(beta2, counts)).sqrt().to(param.dtype)
         index = step.long()
         neg_step_size = neg_step_table[index]
         denom = (exp_avg_sq.sqrt() / bias_correction2_table[index]).add_(eps)
         # Same order as addcdiv: param + (value * exp_avg) / denom.
         updated = param + (neg_step_size * exp_avg) / denom
         torch.where(active, updated, param, out=param)
+
+
+def _kernel_applies(*tensors: torch.Tensor) -> bool:
+    """Whether the one-pass CPU kernel can update these tensors in place: float32, on the
+    CPU, contiguous (and at least ``KERNEL_MIN_SIZE`` elements, below which the kernel's
+    call costs more than the torch form's passes)."""
+    first = tensors[0]
+    return first.numel() >= KERNEL_MIN_SIZE and all(
+        t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() for t in tensors
+    )
 
 
 def _without_compile_guard(method: Callable) -> Callable:
