@@ -230,7 +230,8 @@ def colour_distribution_loss(
     if n == 0:
         return images.sum() * 0.0
     d = directions.to(pixels)
-    ours = torch.sort(pixels @ d, dim=0).values  # (N, K)
+    projections = pixels @ d  # (N, K)
+    ours = torch.gather(projections.t(), 1, _sort_order(projections.t())).t()  # (N, K) sorted
     theirs = _sorted_columns(target_pixels.to(pixels) @ d)  # (M, K)
     # The painting's quantile function at the N mid-ranks (nearest rank: exact when one
     # count divides the other, and never blends two distant colours into one between them).
@@ -238,6 +239,19 @@ def colour_distribution_loss(
     rank = ((torch.arange(n, dtype=torch.float64) + 0.5) * (m / n)).long().clamp_max(m - 1)
     quantiles = theirs[rank.to(theirs.device)]
     return (ours - quantiles).square().mean()
+
+
+def _sort_order(rows: torch.Tensor) -> torch.Tensor:
+    """The indices that sort each row of a (K, N) tensor, (K, N) int64.
+
+    Gathering with them sorts with a gradient, as ``torch.sort`` does. On the CPU numpy's
+    vectorised argsort is the faster way (a stylize step's 16 sorts of about 13 000
+    colours: 9 -> 3 ms on two cores, fwd, the backward's scatter included 12 -> 5 ms).
+    """
+    rows = rows.detach()
+    if rows.device.type != "cpu":
+        return torch.sort(rows, dim=1).indices
+    return torch.from_numpy(np.argsort(rows.contiguous().numpy(), axis=1))
 
 
 def _sorted_columns(values: torch.Tensor) -> torch.Tensor:

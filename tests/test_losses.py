@@ -204,6 +204,29 @@ def test_colour_distribution_loss_pulls_colours_toward_the_target():
     assert alpha.grad is None
 
 
+def test_colour_distribution_loss_matches_torch_sort_with_its_gradient():
+    # The CPU path sorts with numpy's argsort and a gather: value and gradient must be
+    # those of the loss written with torch.sort.
+    gen = torch.Generator().manual_seed(3)
+    image = torch.rand(2, 3, 16, 16, generator=gen, requires_grad=True)
+    alpha = (torch.rand(2, 16, 16, generator=gen) > 0.3).float()
+    target = torch.rand(50, 3, generator=gen)
+    directions = torch.nn.functional.normalize(torch.randn(3, 16, generator=gen), dim=0)
+    loss = colour_distribution_loss(image, alpha, target, directions)
+    (grad,) = torch.autograd.grad(loss, image)
+
+    pixels = image.permute(0, 2, 3, 1)[alpha == 1]
+    ours = torch.sort(pixels @ directions, dim=0).values
+    theirs = torch.sort(target @ directions, dim=0).values
+    n, m = ours.shape[0], theirs.shape[0]
+    rank = ((torch.arange(n, dtype=torch.float64) + 0.5) * (m / n)).long().clamp_max(m - 1)
+    expected = (ours - theirs[rank]).square().mean()
+    (expected_grad,) = torch.autograd.grad(expected, image)
+    # Equal up to the order of the mean's sum (the sorted values are (K, N) in memory).
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-5, atol=1e-9)
+
+
 def test_colour_distribution_loss_without_inside_pixels_is_zero():
     image = torch.rand(1, 3, 2, 2, requires_grad=True)
     loss = colour_distribution_loss(image, torch.zeros(1, 2, 2), torch.rand(5, 3), torch.eye(3))
