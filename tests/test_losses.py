@@ -56,6 +56,26 @@ def test_gram_of_empty_mask_is_zero_not_nan():
     assert torch.isfinite(features.grad).all()
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_gram_value_and_gradient_match_the_formula(channels_last, masked):
+    gen = torch.Generator().manual_seed(4)
+    features = torch.randn(2, 5, 6, 7, generator=gen)
+    if channels_last:
+        features = features.to(memory_format=torch.channels_last)
+    features.requires_grad_()
+    mask = torch.rand(2, 1, 6, 7, generator=gen) if masked else None
+    weight = torch.randn(2, 5, 5, generator=gen)  # a loss that is not symmetric in G
+    (grad,) = torch.autograd.grad((gram_matrix(features, mask) * weight).sum(), features)
+
+    f = features.reshape(2, 5, 42)
+    m = torch.ones(2, 1, 42) if mask is None else mask.reshape(2, 1, 42)
+    expected = torch.bmm(f * m, f.transpose(1, 2)) / (5 * m.sum(dim=2, keepdim=True))
+    (expected_grad,) = torch.autograd.grad((expected * weight).sum(), features)
+    torch.testing.assert_close(gram_matrix(features, mask), expected)
+    torch.testing.assert_close(grad, expected_grad)
+
+
 def test_gram_rejects_mismatched_mask():
     with pytest.raises(ValueError, match=r"mask must have shape \(B, 1, 2, 2\)"):
         gram_matrix(_two_channel_features(), torch.ones(1, 1, 3, 3))
