@@ -138,7 +138,10 @@ def run_case(
         outcome = run_job(
             job, settings, out, device, progress=lambda _: stamps.append(time.process_time())
         )
-    wall = time.perf_counter() - start if outcome.status == "done" else wall
+    if outcome.status == "done":
+        wall = time.perf_counter() - start
+    elif outcome.status != "skipped":
+        raise SystemExit(f"bench/edit.py: case {name} {outcome.status}: {outcome.error}")
 
     mesh, transform = normalise(load_mesh(mesh_path))
     v0 = torch.as_tensor(mesh.vertices, dtype=torch.float32)
