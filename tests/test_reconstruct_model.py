@@ -261,3 +261,39 @@ def test_settings_round_trip_batch_norm():
     old = {"decoder": "mesh", "batch_size": 16, "classes": ["lamp"]}
     assert not TrainSettings.from_json(old).batch_norm
     assert TrainSettings.from_json(TrainSettings(batch_norm=True).to_json()).batch_norm
+
+
+def test_settings_round_trip_precision():
+    assert TrainSettings().precision == "auto"
+    assert TrainSettings.from_json(TrainSettings(precision="bf16").to_json()).precision == "bf16"
+    # A run saved before the setting existed trained in fp32, and resumes so.
+    assert TrainSettings.from_json({"decoder": "mesh", "batch_size": 16}).precision == "fp32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TrainSettings(precision="fp16")
+
+
+def test_bf16_runs_the_encoder_only_in_bf16(tiny_data, tmp_path):
+    seen = {}
+    settings = TrainSettings(batch_size=2, val_objects=1, precision="bf16", seed=3)
+    trainer = Trainer(tiny_data, tmp_path / "run", settings)
+    assert trainer.precision.name == "bf16"
+
+    def record(name):
+        def hook(module, inputs, output):
+            seen.setdefault(name, output.dtype)
+
+        return hook
+
+    trainer.model.encoder.convs[0].register_forward_hook(record("encoder"))
+    trainer.model.decoder.bias.register_forward_hook(record("decoder"))
+    images = torch.rand(2, 4, 64, 64, generator=torch.Generator().manual_seed(0))
+    output = trainer.forward(images)
+    assert seen == {"encoder": torch.bfloat16, "decoder": torch.float32}
+    assert output.dtype == torch.float32
+    with torch.no_grad():
+        reference = trainer.model(images)  # the same weights in float32 throughout
+    assert (output - reference).abs().max() < 0.02
+    # A step trains (float32 weights, finite loss).
+    loss, _, _ = trainer.step()
+    assert np.isfinite(loss)
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())

@@ -163,6 +163,13 @@ def train_run(
         )
     if trainer.resumed and not quiet:
         console.print(f"resuming {run} at step {trainer.step_count}")
+    if not quiet:
+        from meshstyle.precision import slow_request
+
+        note = slow_request(trainer.settings.precision, device.torch_device)
+        if note is not None:
+            console.print(f"note: {note}")
+        console.print(f"encoder precision: {trainer.precision.name} ({trainer.precision.reason})")
     by_time = iterations is None
     total = 60.0 * minutes if by_time else iterations - trainer.step_count
     progress = Progress(

@@ -111,6 +111,7 @@ _SETTING_OPTIONS = {
     "seed": ("--seed", "seed"),
     "eval_every": ("--eval-every", "eval_every"),
     "layout": ("--layout", "layout"),
+    "precision": ("--precision", "precision"),
 }
 
 
@@ -205,6 +206,14 @@ def _given_settings(ctx: click.Context, settings) -> dict[str, tuple[str, object
     show_default=True,
     help="The data's conventions (original: Kato et al.'s ShapeNet files).",
 )
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16"]),
+    default="auto",
+    show_default=True,
+    help="What the encoder trains in: auto is bf16 where the CPU (AMX, AVX512-BF16) or GPU "
+    "runs it fast, else fp32; the decoder and losses stay in fp32.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @_device_options
 @click.pass_context
@@ -226,6 +235,7 @@ def train(
     seed,
     eval_every,
     layout,
+    precision,
     quiet,
     device,
     threads,
@@ -255,6 +265,7 @@ def train(
         laplacian_weight=laplacian_weight,
         seed=seed,
         eval_every=eval_every,
+        precision=precision,
     )
     given = _given_settings(ctx, settings)
     outcome = train_run(data, run, settings, iterations, minutes, resolved, quiet, given)
