@@ -138,6 +138,8 @@ class ZeroSkipAdam(torch.optim.Optimizer):
                 beta2,
                 eps,
             )
+            # Written through a NumPy view: tell autograd, as an in-place torch op would.
+            torch.autograd.graph.increment_version(param)
             return
 
         # No early exit when nothing is active: testing that would sync a GPU every step.

@@ -145,6 +145,17 @@ def test_resume_from_state_dict_continues_identically(path):
     assert torch.equal(a, b)
 
 
+def test_a_step_marks_the_parameter_modified(path):
+    # As for any in-place update: a graph that saved the old value cannot be backpropagated.
+    param = torch.ones(4, requires_grad=True)
+    opt = ZeroSkipAdam([param], lr=0.1)
+    loss = (param * param).sum()
+    param.grad = torch.ones(4)
+    opt.step()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
 def test_closure_and_training_reduce_a_loss(path):
     target = torch.tensor([1.0, -2.0, 3.0])
     x = torch.zeros(3, requires_grad=True)
