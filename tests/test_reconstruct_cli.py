@@ -154,10 +154,13 @@ def test_resume_refuses_settings_that_differ_from_the_run(trained):
         2,
         "--classes",
         "lamp",
+        "--precision",
+        "fp32",
         "-q",
     )
     assert result.exit_code == 1, result.output
     for listed in (
+        "--precision (run: auto, given: fp32)",
         "--decoder (run: mesh, given: voxel)",
         "--lr (run: 0.001, given: 5)",
         "--classes (run: chair,lamp, given: lamp)",
