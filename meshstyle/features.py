@@ -403,16 +403,18 @@ class FeatureNetwork(nn.Module):
         """Stay in eval mode: the network is a fixed feature extractor."""
         return super().train(False)
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, images: torch.Tensor, *, widen: bool = True) -> dict[str, torch.Tensor]:
         """Compute the requested activations.
 
         Args:
             images: (B, 3, H, W) RGB in [0, 1]; H and W at least the deepest layer's stride.
+            widen: return float32 maps whatever precision the trunk runs in (the default);
+                False returns them in the trunk's own dtype, for consumers that widen where
+                they need to (``losses.gram_matrix`` does, and takes its backward product in
+                the maps' dtype, which skips a float32 copy of every map and its gradient).
 
         Returns:
-            Layer name -> (B, C, H / stride, W / stride) float32 activations, in network
-            order, whatever precision the trunk runs in (Gram matrices and losses stay in
-            float32).
+            Layer name -> (B, C, H / stride, W / stride) activations, in network order.
         """
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must have shape (B, 3, H, W); got {tuple(images.shape)}")
@@ -433,7 +435,7 @@ class FeatureNetwork(nn.Module):
         for i, module in enumerate(self.features):
             x = module(x)
             if i in self._output_index:
-                out[self._output_index[i]] = x.float()
+                out[self._output_index[i]] = x.float() if widen else x
         return out
 
     def extra_repr(self) -> str:

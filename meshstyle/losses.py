@@ -40,17 +40,20 @@ def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> tor
 
     Args:
         features: (B, C, H, W) activations, in either memory layout (channels_last is read
-            in place).
+            in place), in float32 or wider, or in a half precision (bf16, fp16): those are
+            widened to float32 for the Gram, exactly, and get their gradient in their own
+            dtype (see :class:`_MaskedGram`).
         mask: (B, 1, H, W) or (1, 1, H, W) non-negative pixel weights, or None for all ones.
             It is a weighting, not a variable: it gets no gradient.
 
     Returns:
-        (B, C, C) Gram matrices. A sample whose mask sums to zero gets an all-zero Gram
-        (no pixel to describe), never NaN.
+        (B, C, C) Gram matrices in float32 (float64 for float64 features). A sample whose
+        mask sums to zero gets an all-zero Gram (no pixel to describe), never NaN.
     """
     if features.dim() != 4:
         raise ValueError(f"features must have shape (B, C, H, W); got {tuple(features.shape)}")
     b, c, h, w = features.shape
+    dtype = torch.promote_types(features.dtype, torch.float32)
     if features.is_contiguous():
         pixels = features.reshape(b, c, h * w).transpose(1, 2)
     else:
@@ -64,11 +67,11 @@ def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> tor
         )
     if mask.shape[0] not in (1, b):
         raise ValueError(f"mask batch must be 1 or {b}; got {mask.shape[0]}")
-    m = mask.detach().to(features.dtype).reshape(mask.shape[0], h * w, 1).expand(b, h * w, 1)
+    m = mask.detach().to(dtype).reshape(mask.shape[0], h * w, 1).expand(b, h * w, 1)
     gram = _MaskedGram.apply(pixels, m)
     # An empty mask has an all-zero numerator; the clamp only keeps 0/0 from becoming NaN.
     total = m.sum(dim=1, keepdim=True)  # (B, 1, 1)
-    return gram / (c * total.clamp_min(torch.finfo(features.dtype).tiny))
+    return gram / (c * total.clamp_min(torch.finfo(dtype).tiny))
 
 
 class _MaskedGram(torch.autograd.Function):
@@ -77,18 +80,34 @@ class _MaskedGram(torch.autograd.Function):
     The backward is one product, ``dA = (m ∘ A)(dG + dGᵀ)``, where autograd through the
     two-factor ``bmm`` would make two: the Grams of a style step's four layers were a fifth
     of its time (bunny, two 128² views, fp32 Grams on two cores).
+
+    Half-precision pixels (a bf16 trunk's maps) are widened for the Gram, which is then the
+    float32 Gram of the same values, and the backward product is taken in their dtype: the
+    gradient is rounded to it anyway on its way into the trunk, and a bf16 product (AMX on
+    CPUs that have it) skips the float32 copies of the maps and their gradients (bunny +
+    munch1 bf16 fast step, A/B in one process pairing: network 70.6 -> 65.4 ms). The
+    weights are floats (the Gram's dtype) and are rounded only in that backward product.
     """
 
     @staticmethod
     def forward(ctx, pixels, weights):
-        weighted = pixels if weights is None else pixels * weights
-        ctx.save_for_backward(weighted)
-        return torch.bmm(pixels.transpose(1, 2), weighted)
+        wide = pixels.to(torch.promote_types(pixels.dtype, torch.float32))
+        weighted = wide if weights is None else wide * weights
+        if wide.dtype == pixels.dtype:
+            ctx.save_for_backward(weighted, None)
+        else:
+            # Rebuilt in the narrow dtype in the backward: saving the wide product would
+            # keep a float32 copy of the map alive through the step.
+            ctx.save_for_backward(pixels, weights)
+        return torch.bmm(wide.transpose(1, 2), weighted)
 
     @staticmethod
     def backward(ctx, grad_gram):
-        (weighted,) = ctx.saved_tensors
-        return torch.bmm(weighted, grad_gram + grad_gram.transpose(1, 2)), None
+        weighted, weights = ctx.saved_tensors
+        if weights is not None:
+            weighted = weighted * weights.to(weighted.dtype)
+        symmetric = (grad_gram + grad_gram.transpose(1, 2)).to(weighted.dtype)
+        return torch.bmm(weighted, symmetric), None
 
 
 def downsample_mask(silhouette: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -161,7 +180,8 @@ def style_loss(
                 f"{feat.shape[0]} for layer {name!r}"
             )
         mask = downsample_mask(silhouette, feat.shape[-2:])
-        diff = gram_matrix(feat, mask) - target.to(feat.dtype)
+        gram = gram_matrix(feat, mask)
+        diff = gram - target.to(gram.dtype)
         term = diff.square().sum(dim=(1, 2)).mean()
         total = term if total is None else total + term
     return total

@@ -68,7 +68,8 @@ class StyleObjective:
         return backgrounds(self.settings, rng, self.style_mean)
 
     def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.network(images)
+        # The trunk's own dtype: the style loss's Grams widen the maps themselves.
+        return self.network(images, widen=False)
 
     def loss(
         self,

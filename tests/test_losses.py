@@ -76,6 +76,28 @@ def test_gram_value_and_gradient_match_the_formula(channels_last, masked):
     torch.testing.assert_close(grad, expected_grad)
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_gram_of_bf16_maps_is_the_float32_gram_with_a_bf16_gradient(masked):
+    gen = torch.Generator().manual_seed(5)
+    wide = torch.randn(2, 8, 6, 7, generator=gen).to(memory_format=torch.channels_last)
+    narrow = wide.bfloat16().requires_grad_()
+    widened = narrow.detach().float().requires_grad_()
+    mask = torch.rand(2, 1, 6, 7, generator=gen) if masked else None
+    weight = torch.randn(2, 8, 8, generator=gen)
+    gram = gram_matrix(narrow, mask)
+    expected = gram_matrix(widened, mask)
+    # The forward widens exactly: the same float32 Gram as of the widened maps.
+    assert gram.dtype == torch.float32
+    torch.testing.assert_close(gram, expected, rtol=0, atol=0)
+    (grad,) = torch.autograd.grad((gram * weight).sum(), narrow)
+    (expected_grad,) = torch.autograd.grad((expected * weight).sum(), widened)
+    # The backward product runs in bf16: within a few bf16 roundings of the float32 one.
+    assert grad.dtype == torch.bfloat16
+    scale = expected_grad.abs().max().item()
+    torch.testing.assert_close(grad.float(), expected_grad, rtol=0, atol=2e-2 * scale)
+    assert (grad.float() - expected_grad).norm() < 1e-2 * expected_grad.norm()
+
+
 def test_gram_rejects_mismatched_mask():
     with pytest.raises(ValueError, match=r"mask must have shape \(B, 1, 2, 2\)"):
         gram_matrix(_two_channel_features(), torch.ones(1, 1, 3, 3))

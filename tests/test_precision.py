@@ -184,6 +184,27 @@ def test_grams_and_losses_stay_fp32_under_bf16(images):
     assert torch.isfinite(grad).all()
 
 
+def test_unwidened_maps_keep_the_trunk_dtype_and_the_style_loss(images):
+    bf16 = load_feature_network("vgg19", STYLE_LAYERS, precision="bf16")
+    targets = style_grams(bf16, images[:1])
+    silhouettes = torch.ones(images.shape[0], *images.shape[-2:])
+    losses, grads = [], []
+    for widen in (True, False):
+        x = images.clone().requires_grad_(True)
+        features = bf16(x, widen=widen)
+        expected = torch.float32 if widen else torch.bfloat16
+        assert all(f.dtype == expected for f in features.values())
+        loss = style_loss(features, targets, silhouettes)
+        assert loss.dtype == torch.float32
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(x.grad)
+    # The Grams are the same float32 Grams; only the backward product's rounding differs.
+    assert losses[0] == losses[1]
+    assert grads[1].dtype == torch.float32
+    assert _cosine(grads[0], grads[1]) > 0.999
+
+
 def test_channels_last_matches_contiguous(images):
     contiguous = load_feature_network("vgg19", STYLE_LAYERS, precision="fp32", channels_last=False)
     nhwc = load_feature_network("vgg19", STYLE_LAYERS, precision="fp32", channels_last=True)
