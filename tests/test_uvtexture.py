@@ -61,6 +61,22 @@ def test_lookup_backward_is_the_transpose():
     assert np.allclose(texels.grad.numpy(), jacobian.T @ weights.numpy(), atol=1e-5)
 
 
+def test_colour_lookups_equal_channel_by_channel_ones_bit_for_bit():
+    # Three channels take their own unrolled path through both kernels.
+    rng = np.random.default_rng(2)
+    lookup = BilinearMap(rng.random((300, 2)), 9, 11)
+    texels = torch.rand(99, 3, requires_grad=True)
+    weights = torch.rand(300, 3)
+    out = lookup(texels)
+    (out * weights).sum().backward()
+    for c in range(3):
+        one = texels.detach()[:, c : c + 1].clone().requires_grad_()
+        single = lookup(one)
+        (single * weights[:, c : c + 1]).sum().backward()
+        assert torch.equal(out.detach()[:, c : c + 1], single.detach())
+        assert torch.equal(texels.grad[:, c : c + 1], one.grad)
+
+
 def test_cubes_read_the_image_at_each_grid_points_uv(sphere):
     vertices, faces = sphere
     uv = unwrap(vertices, faces, 64)
