@@ -30,8 +30,8 @@ torch runs its own bundled copy, so there are two pools. Measured on 2 cores: th
 ``workqueue`` layer ran the teapot's forward and backward at single-thread speed next to
 torch's spinning pool, and a bunny ``fast`` step took 118 ms with it against 101 ms;
 sharing one libgomp (numba imported before torch) or stopping the pools' spin-waits
-(``OMP_WAIT_POLICY=PASSIVE``, ``GOMP_SPINCOUNT=0``) was no faster or slower. The drivers
-hold a lock because they share scratch.
+(``OMP_WAIT_POLICY=PASSIVE``, ``GOMP_SPINCOUNT=0``) made no step faster. The drivers hold a
+lock because they share scratch.
 """
 
 from __future__ import annotations
