@@ -256,6 +256,34 @@ def test_encoder_batch_norm_is_a_setting():
         assert torch.allclose(model(images)[:1], model(images[:1]), atol=1e-5)
 
 
+def test_encoder_runs_channels_last_and_gives_the_contiguous_result():
+    torch.manual_seed(0)
+    model = Reconstructor("mesh")
+    convs = [m for m in model.encoder.convs if isinstance(m, torch.nn.Conv2d)]
+    assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    images = torch.rand(2, 4, 64, 64)
+    # The same layers in NCHW, flattened in (C, H, W) order as the first layer expects.
+    x = images
+    for c in convs:
+        x = torch.relu(
+            torch.nn.functional.conv2d(x, c.weight.contiguous(), c.bias, stride=2, padding=2)
+        )
+    with torch.no_grad():
+        expected = model.encoder.fcs(x.flatten(1))
+        torch.testing.assert_close(model.encoder(images), expected, rtol=1e-4, atol=1e-5)
+    # A state dict saved in NCHW loads into the NHWC weights without changing their layout.
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    fresh = Reconstructor("mesh")
+    fresh.load_state_dict(state)
+    assert all(
+        m.weight.is_contiguous(memory_format=torch.channels_last)
+        for m in fresh.encoder.convs
+        if isinstance(m, torch.nn.Conv2d)
+    )
+    with torch.no_grad():
+        assert torch.equal(fresh.encoder(images), model.encoder(images))
+
+
 def test_settings_round_trip_batch_norm():
     assert not TrainSettings().batch_norm
     old = {"decoder": "mesh", "batch_size": 16, "classes": ["lamp"]}
