@@ -256,6 +256,28 @@ def test_encoder_batch_norm_is_a_setting():
         assert torch.allclose(model(images)[:1], model(images[:1]), atol=1e-5)
 
 
+def test_bf16_runs_the_voxel_decoder_in_bf16_with_float32_probabilities(tiny_data, tmp_path):
+    seen = {}
+    settings = TrainSettings(decoder="voxel", batch_size=2, val_objects=1, precision="bf16", seed=3)
+    trainer = Trainer(tiny_data, tmp_path / "run", settings)
+    decoder = trainer.model.decoder
+
+    def record(module, inputs, output):
+        seen.setdefault("deconv", output.dtype)
+
+    decoder.deconvs[0].register_forward_hook(record)
+    images = torch.rand(2, 4, 64, 64, generator=torch.Generator().manual_seed(0))
+    output = trainer.forward(images)
+    assert seen == {"deconv": torch.bfloat16}
+    assert output.dtype == torch.float32 and output.shape == (2, 32, 32, 32)
+    with torch.no_grad():
+        reference = trainer.model(images)  # float32 throughout, as eval runs
+    assert (output - reference).abs().max() < 0.02
+    loss, _, _ = trainer.step()
+    assert np.isfinite(loss)
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+
+
 def test_encoder_runs_channels_last_and_gives_the_contiguous_result():
     torch.manual_seed(0)
     model = Reconstructor("mesh")

@@ -95,6 +95,10 @@ class MeshDecoder(nn.Module):
         template_scale: the template sphere's radius inside the unit cube (0.5 originally).
     """
 
+    #: Stays in float32 in a bf16 run: bf16's 8 bits would round the per-vertex biases'
+    #: small changes away (see ``Trainer.forward``).
+    bf16_tolerant = False
+
     def __init__(self, features: int = 512, centroid_scale: float = 0.1, template_scale=0.5):
         super().__init__()
         vertices, faces = sphere_template()
@@ -122,7 +126,16 @@ class MeshDecoder(nn.Module):
 
 
 class VoxelDecoder(nn.Module):
-    """(B, 512) features -> (B, 32, 32, 32) occupancy probabilities indexed [x, y, z]."""
+    """(B, 512) features -> (B, 32, 32, 32) occupancy probabilities indexed [x, y, z].
+
+    Its transposed convolutions run channels_last (NDHWC). In a bf16 run it runs in bf16
+    (its output probabilities in float32): occupancy needs no float32 resolution, and this
+    decoder is most of a voxel step's time (its forward and backward at batch 32 on two AMX
+    cores: 145 to 149 ms in float32, 70 to 72 ms in bf16).
+    """
+
+    #: Whether a bf16 run may run this decoder in bf16 (see ``Trainer.forward``).
+    bf16_tolerant = True
 
     def __init__(self, features: int = 512):
         super().__init__()
@@ -135,7 +148,7 @@ class VoxelDecoder(nn.Module):
             nn.ConvTranspose3d(64, 32, 4, stride=2, padding=1),
             nn.ReLU(),
             nn.ConvTranspose3d(32, 1, 4, stride=2, padding=1),
-        )
+        ).to(memory_format=torch.channels_last_3d)
         # Start nearly empty (p = sigmoid(-5) = 0.007 a voxel) so that a ray through the
         # grid is stopped with a probability well below 1 and every voxel gets a gradient.
         with torch.no_grad():
@@ -143,7 +156,8 @@ class VoxelDecoder(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         hidden = self.fcs(features).view(len(features), 128, 4, 4, 4)
-        return torch.sigmoid(self.deconvs(hidden)[:, 0])
+        logits = self.deconvs(hidden.contiguous(memory_format=torch.channels_last_3d))
+        return torch.sigmoid(logits[:, 0].float())
 
 
 def init_like_original(module: nn.Module) -> None:
