@@ -95,8 +95,8 @@ class MeshDecoder(nn.Module):
         template_scale: the template sphere's radius inside the unit cube (0.5 originally).
     """
 
-    #: Stays in float32 in a bf16 run: bf16's 8 bits would round the per-vertex biases'
-    #: small changes away (see ``Trainer.forward``).
+    #: Stays in float32 in a bf16 run, its vertex heads keeping float32's resolution (see
+    #: ``Trainer.forward``).
     bf16_tolerant = False
 
     def __init__(self, features: int = 512, centroid_scale: float = 0.1, template_scale=0.5):
