@@ -204,6 +204,28 @@ def test_resumed_run_matches_an_uninterrupted_one(tiny_data, tmp_path):
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
+@pytest.mark.parametrize("decoder", ["mesh", "voxel"])
+def test_a_run_saved_in_the_contiguous_layout_resumes_as_an_uninterrupted_one(
+    tiny_data, tmp_path, decoder
+):
+    # Runs saved before the convolutions went channels_last hold NCHW weights and moments.
+    settings = TrainSettings(decoder=decoder, batch_size=2, eval_every=100, val_objects=1, seed=2)
+    train(tiny_data, tmp_path / "a", settings, iterations=2)
+    path = tmp_path / "a" / "checkpoint.pt"
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["model"] = {k: v.contiguous() for k, v in checkpoint["model"].items()}
+    for state in checkpoint["optimizer"]["state"].values():
+        for key, value in state.items():
+            state[key] = value.contiguous()
+    assert any(not v.is_contiguous() for v in torch.load(path, weights_only=True)["model"].values())
+    torch.save(checkpoint, path)
+    train(tiny_data, tmp_path / "a", settings, iterations=4)
+    train(tiny_data, tmp_path / "b", settings, iterations=4)
+    a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
 def test_cosine_schedule_anneals_over_the_call_and_restarts_on_resume(tiny_data, tmp_path):
     settings = TrainSettings(
         batch_size=2, eval_every=100, val_objects=1, learning_rate=1e-3, lr_schedule="cosine"

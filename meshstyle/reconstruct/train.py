@@ -253,6 +253,21 @@ def _trained_classes(run: Path, checkpoint: dict) -> list[str] | None:
     return classes or None
 
 
+def _lay_out_like_parameters(optimizer: torch.optim.Optimizer) -> None:
+    """Give every per-parameter state tensor (Adam's moments) its parameter's memory layout.
+
+    The fused Adam pairs a parameter's elements with its gradient's and moments' in memory
+    order, so moments saved in another layout (NCHW, by runs from before the convolutions
+    went channels_last) would update the wrong weights, silently; ``load_state_dict`` keeps
+    the saved layout.
+    """
+    for param, state in optimizer.state.items():
+        for key, value in state.items():
+            if torch.is_tensor(value) and value.shape == param.shape:
+                if value.stride() != param.stride():
+                    state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
 def _save_torch(path: Path, obj) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -328,6 +343,7 @@ class Trainer:
         if self.resumed:
             self.model.load_state_dict(checkpoint["model"])
             self.optimizer.load_state_dict(checkpoint["optimizer"])
+            _lay_out_like_parameters(self.optimizer)
             self.step_count = int(checkpoint["step"])
             self.rng.bit_generator.state = json.loads(checkpoint["numpy_rng"])
             torch.set_rng_state(checkpoint["torch_rng"])
