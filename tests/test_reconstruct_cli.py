@@ -234,6 +234,27 @@ def test_train_options_for_the_encoder_regularisers_and_warmup(trained, tmp_path
         assert scored.exit_code == 0, scored.output
 
 
+def test_the_default_rate_follows_the_decoder(trained, tmp_path):
+    data, model = trained
+
+    def rate(run_folder):
+        return json.loads((run_folder / "config.json").read_text())["settings"]["learning_rate"]
+
+    assert rate(model) == 1e-3
+    voxel, given = tmp_path / "voxel", tmp_path / "given"
+    args = ("--iterations", 1, "--batch-size", 2, "--decoder", "voxel", "--classes", "lamp", "-q")
+    result = run("train", data, "-o", voxel, *args)
+    assert result.exit_code == 0, result.output
+    assert rate(voxel) == 3e-4
+    result = run("train", data, "-o", given, *args, "--lr", 1e-3)
+    assert result.exit_code == 0, result.output
+    assert rate(given) == 1e-3
+    # Resuming without --lr keeps the run's own rate, whatever the default is.
+    resumed = run("train", data, "-o", given, "--iterations", 2, "-q")
+    assert resumed.exit_code == 0, resumed.output
+    assert rate(given) == 1e-3
+
+
 def test_eval_prints_json_per_class(trained, tmp_path):
     data, model = trained
     out = tmp_path / "iou.json"
