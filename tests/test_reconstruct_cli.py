@@ -249,10 +249,11 @@ def test_the_default_rate_follows_the_decoder(trained, tmp_path):
     result = run("train", data, "-o", given, *args, "--lr", 1e-3)
     assert result.exit_code == 0, result.output
     assert rate(given) == 1e-3
-    # Resuming without --lr keeps the run's own rate, whatever the default is.
-    resumed = run("train", data, "-o", given, "--iterations", 2, "-q")
+    # Resuming without --lr or --decoder keeps the run's own rate, not the mesh default's.
+    resumed = run("train", data, "-o", voxel, "--iterations", 2, "-q")
     assert resumed.exit_code == 0, resumed.output
-    assert rate(given) == 1e-3
+    assert rate(voxel) == 3e-4
+    assert json.loads((voxel / "config.json").read_text())["steps"] == 2
 
 
 def test_eval_prints_json_per_class(trained, tmp_path):

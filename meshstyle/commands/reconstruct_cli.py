@@ -98,7 +98,7 @@ def predict(images, model_dir, output, overwrite, device, threads) -> None:
 #: ``train``'s Adam rate for each decoder when --lr is not given. Runs of 15 minutes on two
 #: cores (README, "Single-image reconstruction"): the mesh decoder learns at 1e-3; the voxel
 #: decoder collapsed at 1e-3 (test voxel IoU 0.25 and 0.17, every image giving the same
-#: grid) and learned at 3e-4 (0.60 to 0.62).
+#: grid) and learned at 3e-4 (0.59 to 0.62).
 _LEARNING_RATES = {"mesh": 1e-3, "voxel": 3e-4}
 
 
