@@ -118,6 +118,8 @@ class _Recorder:
 
 def _record_launches(kernels) -> list:
     """Run the forward and backward drivers on a small scene with every gradient term."""
+    from meshstyle.raster.layout import FACE_INFO_SIZE
+
     kernels._Launcher = _Recorder
     _Recorder.threads = kernels.THREADS
     rng = np.random.default_rng(0)
@@ -125,7 +127,7 @@ def _record_launches(kernels) -> list:
     face_vertices = rng.uniform(-0.8, 0.8, (b, f, 3, 3)).astype(np.float32)
     face_vertices[..., 2] = rng.uniform(1.0, 3.0, (b, f, 3))
     textures = rng.uniform(0.0, 1.0, (b, f, t, t, t, 3)).astype(np.float32)
-    face_info = np.zeros((b, f, 10), np.float64)
+    face_info = np.zeros((b, f, FACE_INFO_SIZE), np.float64)
     face_bbox = np.zeros((b, f, 4), np.int32)
     face_index = np.zeros((b, size, size), np.int32)
     rgb = np.zeros((b, 3, size, size), np.float32)
@@ -203,8 +205,7 @@ def main() -> int:
     report = {"compute_capability": args.cc}
     try:
         import numba
-        import numba_cuda  # noqa: F401  (the CUDA target numba's own is being replaced by)
-        from numba import cuda
+        import numba_cuda  # the CUDA target that replaces numba's built-in one
         from numba.cuda.cudadrv import nvvm
 
         report["numba"] = numba.__version__
@@ -219,10 +220,21 @@ def main() -> int:
     launches = _record_launches(kernels)
     ptxas = _ptxas()
     report["ptxas"] = ptxas and f"{ptxas} (CUDA {_ptxas_version(ptxas)})"
-    folder = args.keep or Path(tempfile.mkdtemp(prefix="ptx_check_"))
-    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="ptx_check_") as scratch:
+        folder = args.keep or Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        report["kernels"] = _compile_all(kernels, launches, cc, ptxas, folder)
+    report["ok"] = all(entry["ok"] for entry in report["kernels"])
+    print(json.dumps(report, indent=2))
+    return 0 if report["ok"] else 1
+
+
+def _compile_all(kernels, launches, cc, ptxas, folder: Path) -> list[dict]:
+    """One report per distinct (kernel, argument types) among ``launches``."""
+    import numba
+    from numba import cuda
+
     compiled: dict[str, dict] = {}
-    failed = False
     for kernel, threads, call_args in launches:
         name = kernel.py_func.__name__
         signature = tuple(numba.typeof(value) for value in call_args)
@@ -230,30 +242,27 @@ def main() -> int:
         if key in compiled:
             continue
         entry = {"kernel": name, "threads_per_block": threads}
+        compiled[key] = entry
         start = time.perf_counter()
         try:
             with kernels._exact_arithmetic():
                 ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=cc)
         except Exception as error:
             entry["error"] = f"{type(error).__name__}: {error}"[-3000:]
-            failed = True
-            compiled[key] = entry
+            entry["ok"] = False
             continue
         entry["compile_seconds"] = round(time.perf_counter() - start, 2)
         entry["ptx_kib"] = round(len(ptx) / 1024, 1)
         entry["fused_multiply_adds"] = len(FMA.findall(ptx))
         entry["unrounded_mul_add"] = len(UNROUNDED.findall(ptx))
-        failed |= entry["fused_multiply_adds"] > 0 or entry["unrounded_mul_add"] > 0
+        ok = entry["fused_multiply_adds"] == 0 and entry["unrounded_mul_add"] == 0
         if ptxas:
             entry.update(_assemble(ptxas, ptx, cc, folder, f"{name}_{len(compiled)}"))
             # A block needs registers x threads of the SM's 64 K registers to launch at all.
             entry["block_fits_registers"] = entry.get("registers", 0) * threads <= 65536
-            failed |= "ptxas_error" in entry or not entry["block_fits_registers"]
-        compiled[key] = entry
-    report["kernels"] = list(compiled.values())
-    report["ok"] = not failed
-    print(json.dumps(report, indent=2))
-    return 1 if failed else 0
+            ok = ok and "ptxas_error" not in entry and entry["block_fits_registers"]
+        entry["ok"] = ok
+    return list(compiled.values())
 
 
 if __name__ == "__main__":
