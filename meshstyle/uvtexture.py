@@ -16,6 +16,11 @@ The sum is turned into colours by :mod:`meshstyle.colourspace`.
 from __future__ import annotations
 
 import math
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -24,6 +29,7 @@ import torch.nn.functional as F
 
 from meshstyle.colourspace import from_colour, to_colour
 from meshstyle.textures import cube_grid_weights
+from meshstyle.unwrap_worker import CHANGED_FACES
 
 # The coarsest pyramid level is at least this many texels across.
 _COARSEST = 8
@@ -36,6 +42,13 @@ _CHART_PADDING = 2
 def unwrap(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> np.ndarray:
     """An automatic UV layout of a mesh (xatlas), faces kept in their order.
 
+    xatlas runs in a child process (:mod:`meshstyle.unwrap_worker`): it crashes on some
+    exactly symmetric meshes, and a crash there fails this call instead of the process. After
+    a crash it runs once more on vertices moved by 1e-4 of the mesh's size in random
+    directions, which those meshes unwrap from (trimesh's icosphere of 81 920 faces: 1e-5
+    still crashes); the UVs then belong to the faces as given, the layout of a shape that
+    differs from the mesh by less than a texel.
+
     Args:
         vertices: (V, 3) positions.
         faces: (F, 3) vertex indices.
@@ -43,22 +56,61 @@ def unwrap(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> np.ndarr
 
     Returns:
         (F, 3, 2) float32 texture coordinates in [0, 1], origin bottom-left.
-    """
-    import xatlas
 
+    Raises:
+        ValueError: xatlas crashed on both tries, or changed the faces.
+    """
     vertices = np.ascontiguousarray(vertices, dtype=np.float32)
     faces = np.ascontiguousarray(faces, dtype=np.uint32)
-    atlas = xatlas.Atlas()
-    atlas.add_mesh(vertices, faces)
-    pack = xatlas.PackOptions()
-    pack.resolution = int(resolution)
-    pack.padding = _CHART_PADDING
-    pack.bilinear = True
-    atlas.generate(pack_options=pack)
-    mapping, indices, uvs = atlas[0]
-    if indices.shape != faces.shape or not np.array_equal(mapping[indices], faces):
-        raise ValueError("the UV unwrap changed the mesh's faces; cannot map its UVs back")
-    return np.ascontiguousarray(uvs[indices], dtype=np.float32)
+    first = _unwrap_in_child(vertices, faces, resolution)
+    if not isinstance(first, str):
+        return first
+    size = float(np.ptp(vertices, axis=0).max()) if len(vertices) else 0.0
+    noise = np.random.default_rng(0).normal(0.0, _JITTER * size, vertices.shape)
+    second = _unwrap_in_child((vertices + noise).astype(np.float32), faces, resolution)
+    if not isinstance(second, str):
+        return second
+    raise ValueError(
+        f"the automatic UV unwrap (xatlas) crashed on this mesh ({second}); "
+        "use --texture-mode cubes, or give the mesh UVs of its own"
+    )
+
+
+# How far the retry moves each vertex, as a fraction of the mesh's size (see unwrap).
+_JITTER = 1e-4
+
+# The script unwrap runs; tests point it elsewhere to stand in for xatlas.
+_WORKER = Path(__file__).with_name("unwrap_worker.py")
+
+
+def _unwrap_in_child(vertices: np.ndarray, faces: np.ndarray, resolution: int):
+    """The UVs from one run of the worker, or a string saying how it crashed."""
+    with tempfile.TemporaryDirectory(prefix="meshstyle-unwrap-") as folder:
+        source, target = Path(folder) / "mesh.npz", Path(folder) / "uvs.npy"
+        np.savez(
+            source,
+            vertices=vertices,
+            faces=faces,
+            resolution=int(resolution),
+            padding=_CHART_PADDING,
+        )
+        # -P: the worker's folder (meshstyle/) must not shadow modules it imports.
+        done = subprocess.run(
+            [sys.executable, "-P", str(_WORKER), str(source), str(target)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode == 0:
+            return np.load(target)
+    message = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+    if done.returncode == CHANGED_FACES:
+        raise ValueError(message)
+    if done.returncode < 0:
+        try:
+            return f"signal {signal.Signals(-done.returncode).name}"
+        except ValueError:
+            return f"signal {-done.returncode}"
+    return f"exit status {done.returncode}" + (f": {message}" if message else "")
 
 
 def uv_grid(face_uvs: np.ndarray, texture_size: int) -> np.ndarray:

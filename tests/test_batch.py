@@ -127,6 +127,39 @@ def test_shards_split_the_jobs(tmp_path):
     assert sorted(done) == ["s0__style", "s1__style", "s2__style"]
 
 
+def test_a_crash_in_the_uv_unwrap_fails_its_job_only(tmp_path, monkeypatch):
+    # xatlas is native code that can crash (it does on some symmetric meshes); the unwrap
+    # runs in a child process, so a crash fails that job and the batch goes on.
+    import meshstyle.uvtexture as uvtexture
+
+    meshes = tmp_path / "meshes"
+    meshes.mkdir()
+    write_sphere(meshes / "a_small.obj", subdivisions=0)
+    write_sphere(meshes / "b_crashes.obj", subdivisions=1)
+    worker = tmp_path / "worker.py"
+    worker.write_text(
+        "import os, signal, sys\n"
+        "import numpy as np\n"
+        f"sys.path.insert(0, {str(uvtexture._WORKER.parent)!r})\n"
+        "if len(np.load(sys.argv[1])['vertices']) > 12:\n"
+        "    os.kill(os.getpid(), signal.SIGSEGV)\n"
+        "import unwrap_worker\n"
+        "sys.exit(unwrap_worker.main(sys.argv[1:]))\n"
+    )
+    monkeypatch.setattr(uvtexture, "_WORKER", worker)
+    out = tmp_path / "out"
+    style = write_style(tmp_path / "style.png")
+    result = invoke("stylize", meshes, style, "-o", out, "--preset", tiny_preset(tmp_path), "-q")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    report = json.loads((out / "report.json").read_text())
+    status = {Path(j["mesh"]).name: j for j in report["jobs"]}
+    assert status["a_small.obj"]["status"] == "done"
+    assert status["b_crashes.obj"]["status"] == "failed"
+    assert "xatlas) crashed on this mesh" in status["b_crashes.obj"]["error"]
+    assert "--texture-mode cubes" in status["b_crashes.obj"]["error"]
+    assert not (out / "b_crashes__style").exists()
+
+
 def test_a_killed_run_leaves_nothing_that_looks_finished(tmp_path):
     mesh = write_sphere(tmp_path / "ball.obj", subdivisions=2)
     style = write_style(tmp_path / "style.png")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -181,3 +183,64 @@ def test_seam_points_of_an_unwrapped_sphere_are_one_surface_point(sphere):
         members = seams.group == group
         assert np.abs(position[members] - position[members][0]).max() < 1e-5
         assert np.abs(grid_uv[members] - grid_uv[members][0]).max() > 1e-5  # a real seam
+
+
+def _stand_in_worker(folder, crash_when: str):
+    """A worker script that logs each call's first vertex, then crashes
+    (SIGSEGV, as xatlas does) when ``crash_when`` holds, else unwraps as the real one."""
+    import meshstyle.uvtexture as uvtexture
+
+    log = folder / "calls.txt"
+    script = folder / "worker.py"
+    script.write_text(
+        "import json, os, signal, sys\n"
+        "import numpy as np\n"
+        f"sys.path.insert(0, {str(uvtexture._WORKER.parent)!r})\n"
+        "data = np.load(sys.argv[1])\n"
+        "vertices = data['vertices']\n"
+        f"with open({str(log)!r}, 'a') as f:\n"
+        "    f.write(json.dumps(vertices[0].tolist()) + '\\n')\n"
+        f"if {crash_when}:\n"
+        "    os.kill(os.getpid(), signal.SIGSEGV)\n"
+        "import unwrap_worker\n"
+        "sys.exit(unwrap_worker.main(sys.argv[1:]))\n"
+    )
+    return script, log
+
+
+def test_a_crashing_unwrap_is_retried_on_moved_vertices(sphere, tmp_path, monkeypatch):
+    import meshstyle.uvtexture as uvtexture
+
+    vertices, faces = sphere
+    # Crash on the exact positions only, as xatlas does on the big icosphere.
+    script, log = _stand_in_worker(tmp_path, f"vertices[0].tolist() == {vertices[0].tolist()}")
+    monkeypatch.setattr(uvtexture, "_WORKER", script)
+    uv = unwrap(vertices, faces, 64)
+    assert uv.shape == (len(faces), 3, 2) and uv.min() >= 0.0 and uv.max() <= 1.0
+    calls = log.read_text().splitlines()
+    assert len(calls) == 2
+    moved = np.array(json.loads(calls[1]))
+    shift = np.abs(moved - vertices[0]).max()
+    assert 0 < shift < 1e-3 * np.ptp(vertices, axis=0).max()
+
+
+def test_an_unwrap_that_always_crashes_is_a_one_line_error(sphere, tmp_path, monkeypatch):
+    import meshstyle.uvtexture as uvtexture
+
+    vertices, faces = sphere
+    script, log = _stand_in_worker(tmp_path, "True")
+    monkeypatch.setattr(uvtexture, "_WORKER", script)
+    with pytest.raises(ValueError, match=r"xatlas\) crashed on this mesh \(signal SIGSEGV\)"):
+        unwrap(vertices, faces, 64)
+    assert len(log.read_text().splitlines()) == 2
+
+
+@pytest.mark.slow
+def test_the_big_icosphere_that_crashes_xatlas_unwraps():
+    # xatlas 0.0.11 crashes in its chart packing on these exact positions (a segmentation
+    # fault that used to end the process); unwrap retries on moved vertices.
+    mesh = trimesh.creation.icosphere(subdivisions=6)
+    faces = np.asarray(mesh.faces)
+    uv = unwrap(np.asarray(mesh.vertices, dtype=np.float32), faces, 256)
+    assert uv.shape == (len(faces), 3, 2)
+    assert np.isfinite(uv).all() and uv.min() >= 0.0 and uv.max() <= 1.0
