@@ -46,8 +46,8 @@ def unwrap(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> np.ndarr
     exactly symmetric meshes, and a crash there fails this call instead of the process. After
     a crash it runs once more on vertices moved by 1e-4 of the mesh's size in random
     directions, which those meshes unwrap from (trimesh's icosphere of 81 920 faces: 1e-5
-    still crashes); the UVs then belong to the faces as given, the layout of a shape that
-    differs from the mesh by less than a texel.
+    still crashes); the UVs then belong to the faces as given, laid out for a shape within
+    that distance of the mesh.
 
     Args:
         vertices: (V, 3) positions.
@@ -62,18 +62,19 @@ def unwrap(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> np.ndarr
     """
     vertices = np.ascontiguousarray(vertices, dtype=np.float32)
     faces = np.ascontiguousarray(faces, dtype=np.uint32)
-    first = _unwrap_in_child(vertices, faces, resolution)
-    if not isinstance(first, str):
-        return first
+    try:
+        return _unwrap_in_child(vertices, faces, resolution)
+    except _WorkerCrashed:
+        pass
     size = float(np.ptp(vertices, axis=0).max()) if len(vertices) else 0.0
     noise = np.random.default_rng(0).normal(0.0, _JITTER * size, vertices.shape)
-    second = _unwrap_in_child((vertices + noise).astype(np.float32), faces, resolution)
-    if not isinstance(second, str):
-        return second
-    raise ValueError(
-        f"the automatic UV unwrap (xatlas) crashed on this mesh ({second}); "
-        "use --texture-mode cubes, or give the mesh UVs of its own"
-    )
+    try:
+        return _unwrap_in_child((vertices + noise).astype(np.float32), faces, resolution)
+    except _WorkerCrashed as crash:
+        raise ValueError(
+            f"the automatic UV unwrap (xatlas) crashed on this mesh ({crash}); "
+            "use --texture-mode cubes, or give the mesh UVs of its own"
+        ) from None
 
 
 # How far the retry moves each vertex, as a fraction of the mesh's size (see unwrap).
@@ -83,8 +84,12 @@ _JITTER = 1e-4
 _WORKER = Path(__file__).with_name("unwrap_worker.py")
 
 
-def _unwrap_in_child(vertices: np.ndarray, faces: np.ndarray, resolution: int):
-    """The UVs from one run of the worker, or a string saying how it crashed."""
+class _WorkerCrashed(Exception):
+    """The unwrap's child process ended without its result; the message says how."""
+
+
+def _unwrap_in_child(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> np.ndarray:
+    """(F, 3, 2) UVs from one run of the worker; raises _WorkerCrashed if it died."""
     with tempfile.TemporaryDirectory(prefix="meshstyle-unwrap-") as folder:
         source, target = Path(folder) / "mesh.npz", Path(folder) / "uvs.npy"
         np.savez(
@@ -106,11 +111,10 @@ def _unwrap_in_child(vertices: np.ndarray, faces: np.ndarray, resolution: int):
     if done.returncode == CHANGED_FACES:
         raise ValueError(message)
     if done.returncode < 0:
-        try:
-            return f"signal {signal.Signals(-done.returncode).name}"
-        except ValueError:
-            return f"signal {-done.returncode}"
-    return f"exit status {done.returncode}" + (f": {message}" if message else "")
+        number = -done.returncode
+        name = signal.Signals(number).name if number in signal.valid_signals() else number
+        raise _WorkerCrashed(f"signal {name}")
+    raise _WorkerCrashed(f"exit status {done.returncode}" + (f": {message}" if message else ""))
 
 
 def uv_grid(face_uvs: np.ndarray, texture_size: int) -> np.ndarray:
