@@ -43,6 +43,23 @@ def test_a_diverged_edit_fails_and_the_report_stays_json(tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
+def test_a_loss_too_big_at_the_first_step_names_its_weight(tmp_path):
+    # Before any update the rate cannot be the cause: the message names the weight instead.
+    mesh = write_sphere(tmp_path / "ball.obj")
+    style = write_style(tmp_path / "style.png")
+    out = tmp_path / "out"
+    preset = tiny_preset(tmp_path)
+    result = invoke(
+        "stylize", mesh, style, "-o", out, "--preset", preset, "--style-weight", "1e38", "-q"
+    )
+    assert result.exit_code == 1
+    job = strict_json(out / "report.json")["jobs"][0]
+    assert job["status"] == "failed"
+    assert "not finite at step 1, before any update" in job["error"]
+    assert "lower style_weight = 1e+38" in job["error"] and "learning rate" not in job["error"]
+    assert "seam_weight" not in job["error"]  # not finite only because the style term is not
+
+
 def test_a_rerun_skips_only_what_the_same_inputs_and_settings_made(tmp_path):
     mesh = write_sphere(tmp_path / 'odd "name" #1.obj')
     style = write_style(tmp_path / "style.png")

@@ -427,6 +427,27 @@ def check_converged(result, settings: EditSettings) -> None:
         ),
         None,
     )
+    if first_bad == 1:
+        # No step has moved anything yet: the rate is not the cause, a term's size is.
+        start = result.history[0]
+        parts = [
+            k
+            for k, v in start.items()
+            if k != "loss" and isinstance(v, float) and not math.isfinite(v)
+        ]
+        # The seam term is scaled by the rest of the loss (edit._with_seam_term): it is not
+        # finite whenever another part is not.
+        parts = [k for k in parts if k != "seam"] or parts
+        weights = [
+            f"{part}_weight = {getattr(settings, part + '_weight'):g}"
+            for part in parts
+            if hasattr(settings, part + "_weight")
+        ]
+        advice = f"lower {', '.join(weights)}" if weights else f"not finite: {', '.join(parts)}"
+        raise ValueError(
+            f"the optimisation diverged: the loss is not finite at step 1, before any update "
+            f"(beyond float32's range); {advice}"
+        )
     where = f" from step {first_bad} on" if first_bad is not None else ""
     what = f"the loss is not finite{where}" if bad_loss else "the vertices ran away"
     raise ValueError(
