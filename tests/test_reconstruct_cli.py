@@ -234,6 +234,23 @@ def test_train_options_for_the_encoder_regularisers_and_warmup(trained, tmp_path
         assert scored.exit_code == 0, scored.output
 
 
+def test_a_second_train_into_a_run_being_trained_is_refused(trained, tmp_path):
+    from meshstyle.jobfolder import job_lock
+
+    data, _ = trained
+    folder = tmp_path / "busy"
+    args = ("train", data, "-o", folder, "--iterations", 1, "--batch-size", 2, "-q")
+    with job_lock(folder.parent, folder.name, wait=False):  # as a running train holds it
+        result = run(*args)
+    assert result.exit_code == 1, result.output
+    assert "another meshstyle run is training into this folder" in result.output
+    assert "Traceback" not in result.output and not folder.exists()
+    result = run(*args)  # the lock released: the run trains, and leaves no lock behind
+    assert result.exit_code == 0, result.output
+    assert (folder / "checkpoint.pt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["busy"]
+
+
 def test_the_default_rate_follows_the_decoder(trained, tmp_path):
     data, model = trained
 

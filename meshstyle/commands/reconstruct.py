@@ -6,6 +6,7 @@ is drawn with rich on stderr.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -133,7 +134,31 @@ def train_run(
     ``given``: the settings options given explicitly (see :func:`resume_conflicts`); a
     resumed run keeps its own settings, so one that differs is an error (ValueError) rather
     than silently ignored.
+
+    The run is trained under a lock (``.<run>.lock`` beside it, as a stylize job's in OUT):
+    a second ``train`` into the same folder while one runs is refused (ValueError) instead
+    of both writing its files. Where that lock file cannot be made (a read-only parent
+    folder) the run trains without it.
     """
+    from meshstyle.jobfolder import JobBusy, job_lock
+
+    with contextlib.ExitStack() as stack:
+        try:
+            with contextlib.suppress(OSError):  # the run's own checks say why, if it matters
+                run.parent.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(job_lock(run.parent, run.name, wait=False))
+        except JobBusy:
+            raise ValueError(
+                f"{run}: another meshstyle run is training into this folder; wait for it to "
+                "end, or give another -o"
+            ) from None
+        except OSError:
+            pass  # no lock file can be made there: train without it
+        return _train_unlocked(data, run, settings, iterations, minutes, device, quiet, given)
+
+
+def _train_unlocked(data, run, settings, iterations, minutes, device, quiet, given):
+    """:func:`train_run` once its lock is held (or cannot be made)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
