@@ -52,6 +52,7 @@ class BatchConsole:
         )
         self._jobs_task = None
         self._step_task = None
+        self._label = self._name = ""
 
     def __enter__(self) -> BatchConsole:
         self.progress.__enter__()
@@ -65,11 +66,11 @@ class BatchConsole:
     def job_started(self, index: int, job) -> None:
         if self._step_task is not None:
             self.progress.remove_task(self._step_task)
+        self._label = f"{job.name} (compiling on first use)" if index == 0 else job.name
         self._step_task = self.progress.add_task(
-            f"{job.name} (compiling on first use)" if index == 0 else job.name,
-            total=max(self.iterations, 1),
-            loss="",
+            self._label, total=max(self.iterations, 1), loss=""
         )
+        self._name = job.name
 
     def job_waiting(self, index: int, job) -> None:
         """Say why the run pauses: another run is writing this job."""
@@ -80,14 +81,19 @@ class BatchConsole:
                 highlight=False,
             )
 
+    def phase(self, what: str) -> None:
+        """Show what the job is busy with besides steps ("": back to its own label)."""
+        if self._step_task is not None:
+            label = f"{self._name} ({what})" if what else self._label
+            self.progress.update(self._step_task, description=label)
+
     def step(self, report) -> None:
         if self._step_task is None:
             return
-        name = self.progress.tasks[-1].description.split(" ")[0]
         self.progress.update(
             self._step_task,
             completed=report.step,
-            description=name,
+            description=self._name,
             loss=f"loss {report.parts.get('loss', float('nan')):.4g}",
         )
 

@@ -103,6 +103,7 @@ def edit_mesh(
     *,
     backend: str = "auto",
     progress: Callable[[StepReport], None] | None = None,
+    on_phase: Callable[[str], None] | None = None,
     face_uvs: np.ndarray | None = None,
     image: np.ndarray | None = None,
 ) -> EditResult:
@@ -116,6 +117,9 @@ def edit_mesh(
         settings: the run's settings (iterations, views, rates, seed, ...).
         backend: rasterizer backend.
         progress: called after every step.
+        on_phase: called with what the run is busy with before its first step when that
+            can take long (the automatic UV unwrap: minutes for a mesh of 300 000 faces),
+            and with "" when it is done.
         face_uvs: (F, 3, 2) the mesh's own texture coordinates, used by the UV texture mode
             (else the mesh is unwrapped automatically).
         image: (H, W, 3) uint8 texture that ``face_uvs`` index, the UV mode's start.
@@ -130,7 +134,9 @@ def edit_mesh(
     device = vertices.device
     base = vertices.detach().clone()
     shape = _shape_parameters(base, faces, settings)
-    texture = _texture_parameters(base, faces, colours, objective, settings, face_uvs, image)
+    texture = _texture_parameters(
+        base, faces, colours, objective, settings, face_uvs, image, on_phase or (lambda _: None)
+    )
     groups = []
     if settings.optimise_vertices:
         groups.append({"params": shape.parameters(), "lr": settings.lr * settings.vertex_lr_scale})
@@ -302,7 +308,9 @@ def _shape_parameters(base: torch.Tensor, faces: torch.Tensor, settings: EditSet
     return _SizeKept(shape, base) if settings.keep_size else shape
 
 
-def _texture_parameters(base, faces, colours, objective, settings: EditSettings, face_uvs, image):
+def _texture_parameters(
+    base, faces, colours, objective, settings: EditSettings, face_uvs, image, on_phase
+):
     """The run's texture parameters, starting from the colour ``initial_colour`` asks for."""
     start = colours.reshape(-1, 3).mean(dim=0)
     if settings.initial_colour == "grey":
@@ -317,7 +325,9 @@ def _texture_parameters(base, faces, colours, objective, settings: EditSettings,
 
     # The mesh's own UVs are kept when they stay inside the image (no tiling); else unwrap.
     if face_uvs is None or not (np.all(face_uvs >= 0.0) and np.all(face_uvs <= 1.0)):
+        on_phase(f"unwrapping UVs of {len(faces)} faces")
         face_uvs = unwrap(base.cpu().numpy(), faces.cpu().numpy(), settings.texture_resolution)
+        on_phase("")
         image = None
     initial = start if image is None else torch.as_tensor(image, dtype=torch.float32) / 255.0
     texture = PyramidTexture(

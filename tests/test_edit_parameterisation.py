@@ -141,3 +141,21 @@ def test_seam_term_is_scaled_by_the_loss():
         result.total.backward()
         assert float(total.grad) == 1.0  # the scale is a constant, not a gradient path
         assert float(gap.grad) == pytest.approx(3.0 * abs(value))
+
+
+def test_the_unwrap_is_announced_as_a_phase(sphere):
+    vertices, faces = sphere
+    colours = torch.full((len(faces), 2, 2, 2, 3), 0.8)
+    phases, steps = [], []
+    edit_mesh(
+        vertices,
+        faces,
+        colours,
+        RedObjective(),
+        toy_settings(iterations=2),
+        backend="cpu",
+        progress=lambda report: steps.append(report.step),
+        on_phase=phases.append,
+    )
+    assert phases == [f"unwrapping UVs of {len(faces)} faces", ""]
+    assert steps == [1, 2]  # the step callback sees steps only

@@ -185,7 +185,13 @@ def run_edit(
             jobs,
             out,
             write=lambda job, folder: write_edit_job(
-                job, settings, folder, device, progress=console.step, **limits
+                job,
+                settings,
+                folder,
+                device,
+                progress=console.step,
+                on_phase=console.phase,
+                **limits,
             ),
             made_from=lambda job: made_from(job, settings, decimate=opts["decimate"]),
             overwrite=opts["overwrite"],
@@ -294,6 +300,7 @@ def write_edit_job(
     max_faces: int | None = None,
     decimate: int | None = None,
     progress: Callable | None = None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> dict:
     """Edit the job's mesh and write every output (but the marker) into ``folder``.
 
@@ -305,6 +312,8 @@ def write_edit_job(
         max_faces: refuse meshes with more faces (unless ``decimate`` brings them under).
         decimate: simplify meshes above this face count first.
         progress: called with each :class:`meshstyle.edit.StepReport`.
+        on_phase: told what the job is busy with besides steps (see
+            :func:`meshstyle.edit.edit_mesh`; here also the outputs after the last step).
 
     Returns:
         The marker's summary: ``outputs`` (file names by kind), ``losses`` (first and final
@@ -358,10 +367,13 @@ def write_edit_job(
         settings,
         backend=device.backend,
         progress=progress,
+        on_phase=on_phase,
         face_uvs=normalised.face_uvs,
         image=normalised.texture,
     )
     check_converged(result, settings)
+    if on_phase is not None:
+        on_phase("writing the mesh, turntable and sheet")
     # The "before" pictures are drawn after the run so that the first step comes sooner
     # (edit_mesh works on copies: vertices and colours are still the input's).
     before = sheet_frames(vertices, faces, colours, **sheet)
