@@ -43,7 +43,8 @@ def unwrap(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> np.ndarr
     """An automatic UV layout of a mesh (xatlas), faces kept in their order.
 
     xatlas runs in a child process (:mod:`meshstyle.unwrap_worker`): it crashes on some
-    exactly symmetric meshes, and a crash there fails this call instead of the process. After
+    exactly symmetric meshes (a known, open xatlas bug: github.com/jpcy/xatlas issue 146,
+    "icosphere causes crash"), and a crash there fails this call instead of the process. After
     a crash it runs once more on vertices moved by 1e-4 of the mesh's size in random
     directions, which those meshes unwrap from (trimesh's icosphere of 81 920 faces: 1e-5
     still crashes); the UVs then belong to the faces as given, laid out for a shape within
