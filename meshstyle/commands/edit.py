@@ -441,30 +441,30 @@ def check_converged(result, settings: EditSettings) -> None:
     )
     if first_bad == 1:
         # No step has moved anything yet: the rate is not the cause, a term's size is.
-        start = result.history[0]
-        parts = [
-            k
-            for k, v in start.items()
-            if k != "loss" and isinstance(v, float) and not math.isfinite(v)
-        ]
-        # The seam term is scaled by the rest of the loss (edit._with_seam_term): it is not
-        # finite whenever another part is not.
-        parts = [k for k in parts if k != "seam"] or parts
-        weights = [
-            f"{part}_weight = {getattr(settings, part + '_weight'):g}"
-            for part in parts
-            if hasattr(settings, part + "_weight")
-        ]
-        advice = f"lower {', '.join(weights)}" if weights else f"not finite: {', '.join(parts)}"
         raise ValueError(
-            f"the optimisation diverged: the loss is not finite at step 1, before any update "
-            f"(beyond float32's range); {advice}"
+            "the optimisation diverged: the loss is not finite at step 1, before any update "
+            f"(beyond float32's range); {_overflow_advice(result.history[0], settings)}"
         )
     where = f" from step {first_bad} on" if first_bad is not None else ""
     what = f"the loss is not finite{where}" if bad_loss else "the vertices ran away"
     raise ValueError(
         f"the optimisation diverged: {what}; lower the learning rate (lr = {settings.lr:g})"
     )
+
+
+def _overflow_advice(parts: dict, settings: EditSettings) -> str:
+    """What to lower when a step's loss ``parts`` are not finite: their weights."""
+    bad = [k for k, v in parts.items() if k != "loss" and isinstance(v, float)]
+    bad = [k for k in bad if not math.isfinite(parts[k])]
+    # The seam term is scaled by the rest of the loss (edit._with_seam_term): it is not
+    # finite whenever another part is not.
+    bad = [k for k in bad if k != "seam"] or bad
+    weights = [
+        f"{k}_weight = {getattr(settings, k + '_weight'):g}"
+        for k in bad
+        if hasattr(settings, k + "_weight")
+    ]
+    return f"lower {', '.join(weights)}" if weights else f"not finite: {', '.join(bad)}"
 
 
 def skipped_outcome(job: Job, out: Path) -> JobOutcome:
