@@ -144,8 +144,7 @@ def train_run(
 
     with contextlib.ExitStack() as stack:
         try:
-            with contextlib.suppress(OSError):  # the run's own checks say why, if it matters
-                run.parent.mkdir(parents=True, exist_ok=True)
+            run.parent.mkdir(parents=True, exist_ok=True)
             stack.enter_context(job_lock(run.parent, run.name, wait=False))
         except JobBusy:
             raise ValueError(
@@ -153,7 +152,7 @@ def train_run(
                 "end, or give another -o"
             ) from None
         except OSError:
-            pass  # no lock file can be made there: train without it
+            pass  # no lock file can be made there: train without it (the run's checks say why)
         return _train_unlocked(data, run, settings, iterations, minutes, device, quiet, given)
 
 
