@@ -7,4 +7,8 @@ This module stays import-light on purpose: ``meshstyle --version`` must not impo
 or numba.
 """
 
+from meshstyle.runtime import prefer_openmp_threads as _prefer_openmp_threads
+
 __version__ = "0.1.0"
+
+_prefer_openmp_threads()

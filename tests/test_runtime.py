@@ -57,3 +57,61 @@ def test_benches_refuse_to_time_cuda_without_a_real_gpu(monkeypatch):
     monkeypatch.setattr(runtime, "cuda_simulator_enabled", lambda: False)
     monkeypatch.setattr(runtime, "numba_sees_gpu", lambda: False)
     assert "no usable GPU" in runtime.timing_device_problem("cuda")
+
+
+# In a child process, after imports in the order given: numba's layer order, and the layer
+# a parallel kernel runs on.
+_LAYER = """
+import importlib, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+import numba, numpy as np
+@numba.njit(parallel=True)
+def bump(a):
+    for i in numba.prange(a.shape[0]):
+        a[i] += 1.0
+bump(np.zeros(4))
+print(" ".join(numba.config.THREADING_LAYER_PRIORITY), numba.threading_layer())
+"""
+
+
+def _threading_layer(*modules: str, env: dict[str, str] | None = None) -> tuple[str, str]:
+    import os
+
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_THREADING_LAYER")}
+    child_env.update(env or {})
+    out = subprocess.run(
+        [sys.executable, "-c", _LAYER, *modules],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=child_env,
+    ).stdout.split()
+    return " ".join(out[:-1]), out[-1]
+
+
+def _openmp_loads() -> bool:
+    out = subprocess.run(
+        [sys.executable, "-c", _LAYER],
+        capture_output=True,
+        text=True,
+        env={"NUMBA_THREADING_LAYER": "omp", "PATH": ""},
+    )
+    return out.returncode == 0
+
+
+def test_numba_tries_openmp_first_whichever_is_imported_first():
+    for modules in (("meshstyle",), ("numba", "meshstyle")):
+        order, layer = _threading_layer(*modules)
+        assert order == "omp tbb workqueue", modules
+        if _openmp_loads():
+            assert layer == "omp", modules
+
+
+def test_a_users_threading_layer_choice_is_kept():
+    order, layer = _threading_layer("meshstyle", env={"NUMBA_THREADING_LAYER": "workqueue"})
+    assert layer == "workqueue"
+    order, _ = _threading_layer(
+        "meshstyle", env={"NUMBA_THREADING_LAYER_PRIORITY": "workqueue omp tbb"}
+    )
+    assert order == "workqueue omp tbb"
