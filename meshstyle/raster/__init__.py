@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as functional
 
 from ..runtime import CUDA_HINT
 from .function import RasterizeFunction, kernels_for
@@ -105,24 +106,11 @@ def rasterize(
         rgb = None
     if settings.anti_aliasing:
         # Averaging in torch carries the gradient back to the render-resolution pixels.
-        alpha = _average_2x2(alpha)
-        depth = _average_2x2(depth)
+        alpha = functional.avg_pool2d(alpha[:, None], 2)[:, 0]
+        depth = functional.avg_pool2d(depth[:, None], 2)[:, 0]
         if rgb is not None:
-            rgb = _average_2x2(rgb)
+            rgb = functional.avg_pool2d(rgb, 2)
     return Fragments(rgb=rgb, alpha=alpha, depth=depth, face_index=face_index)
-
-
-def _average_2x2(images: torch.Tensor) -> torch.Tensor:
-    """The mean of every 2 x 2 block of the last two axes, (..., 2H, 2W) -> (..., H, W).
-
-    Two sums of contiguous halves: on the CPU a quarter of ``avg_pool2d``'s forward time
-    (2 x 3 x 256², 2 cores: 0.09 against 0.36 ms), its backward no slower.
-    """
-    *lead, height, width = images.shape
-    rows = images.reshape(*lead, height // 2, 2 * width)
-    rows = rows[..., :width] + rows[..., width:]
-    pairs = rows.view(*lead, height // 2, width // 2, 2)
-    return (pairs[..., 0] + pairs[..., 1]) * 0.25
 
 
 def rasterize_silhouettes(face_vertices: torch.Tensor, **kwargs) -> torch.Tensor:
