@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -48,6 +49,7 @@ def test_info_reports_the_installation(runner):
     for key in ("torch", "numba", "backend (auto)", "threads", "cuda", "vgg19 weights"):
         assert key in result.output
     assert "found" in result.output
+    assert re.search(r"numba \d+ \((omp|tbb|workqueue) layer\)", result.output), result.output
 
 
 def test_render_png_and_gif(runner, tmp_path):

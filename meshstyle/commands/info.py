@@ -41,7 +41,11 @@ def collect_info() -> dict[str, str]:
         "trimesh": version("trimesh"),
         "backend (auto)": "cuda" if gpu and torch_cuda else "cpu",
         "precision (auto)": precision,
-        "threads": f"numba {numba.get_num_threads()}, torch {torch.get_num_threads()}",
+        # get_num_threads starts numba's threads, so the layer is known after it.
+        "threads": (
+            f"numba {numba.get_num_threads()} ({numba.threading_layer()} layer), "
+            f"torch {torch.get_num_threads()}"
+        ),
         "cuda (numba sees gpu)": "yes" if gpu else "no",
         "cuda (torch)": "yes" if torch_cuda else "no",
         "cuda target": cuda_target(),
