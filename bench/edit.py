@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 import torch
 
@@ -246,6 +247,7 @@ def main(argv=None) -> int:
         json.dumps(
             {
                 "threads": threads,
+                "threading_layer": numba.threading_layer(),
                 "load_average": os.getloadavg(),
                 "summary": summary,
                 "results": results,

@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import numba
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,6 +114,7 @@ def main(argv=None) -> int:
         "case": args.case,
         "preset": args.preset,
         "threads": threads,
+        "threading_layer": numba.threading_layer(),
         "load_average": os.getloadavg(),
         "steps_timed": {name: len(v) for name, v in per_step.items()},
         "cpu_seconds_per_step_median": {
