@@ -11,7 +11,7 @@ DEVICES = ("auto", "cpu", "cuda")
 CUDA_HINT = 'CUDA support needs a GPU and numba-cuda: pip install "meshstyle[cuda]"'
 
 
-# numba's parallel kernels on OpenMP wherever it loads, TBB and numba's own pool after it.
+# On Linux, numba's parallel kernels on OpenMP wherever it loads, TBB and its own pool after it.
 THREADING_LAYER_ORDER = ("omp", "tbb", "workqueue")
 _PRIORITY_VARIABLE = "NUMBA_THREADING_LAYER_PRIORITY"
 
@@ -22,14 +22,18 @@ def prefer_openmp_threads() -> bool:
     numba's own order tries TBB first, so installing Intel TBB (it comes with Blender and
     conda environments) changes which pool runs the rasterizer. Next to torch's OpenMP pool
     TBB's threads were slower: a bunny ``fast`` step on two cores spent 35 ms in the
-    renderer with TBB and 28 ms with OpenMP (network time the same). Nothing changes when
-    ``NUMBA_THREADING_LAYER`` or ``NUMBA_THREADING_LAYER_PRIORITY`` is set, or once numba
-    has started its threads. Imports nothing: the environment variable is read when numba
-    is imported, and a numba imported earlier gets its setting directly.
+    renderer with TBB and 28 ms with OpenMP (network time the same). Linux only, where it
+    was measured: elsewhere two OpenMP runtimes in one process (torch's and the one numba's
+    layer loads) can abort it. Nothing changes when ``NUMBA_THREADING_LAYER`` or
+    ``NUMBA_THREADING_LAYER_PRIORITY`` is set, or once numba has started its threads.
+    Imports nothing: the environment variable is read when numba is imported, and a numba
+    imported earlier gets its setting directly.
 
     Returns:
         Whether the order was set.
     """
+    if not sys.platform.startswith("linux"):
+        return False
     if _PRIORITY_VARIABLE in os.environ or "NUMBA_THREADING_LAYER" in os.environ:
         return False
     os.environ[_PRIORITY_VARIABLE] = " ".join(THREADING_LAYER_ORDER)

@@ -26,12 +26,12 @@ disk. Numba keys that cache on this file alone, not on the shared math compiled 
 kernels, so a change to those modules is detected here and the stale entries are dropped.
 
 Threads. numba's OpenMP threading layer, from the system's libgomp (torch runs its own
-bundled copy, so there are two pools); importing meshstyle puts OpenMP before TBB in numba's
-order (:func:`meshstyle.runtime.prefer_openmp_threads`). Measured on 2 cores: the portable
-``workqueue`` layer ran the teapot's forward and backward at single-thread speed next to
-torch's spinning pool, and a bunny ``fast`` step took 118 ms with it against 101 ms; TBB
-spent 35 ms of a bunny step in the renderer against OpenMP's 28; sharing one libgomp
-(numba imported before torch) made no step faster, and stopping torch's spin-waits
+bundled copy, so there are two pools); on Linux importing meshstyle puts OpenMP before TBB
+in numba's order (:func:`meshstyle.runtime.prefer_openmp_threads`). Measured on 2 cores:
+the portable ``workqueue`` layer ran the teapot's forward and backward at single-thread
+speed next to torch's spinning pool, and a bunny ``fast`` step took 118 ms with it against
+101 ms; TBB spent 35 ms of a bunny step in the renderer against OpenMP's 28; sharing one
+libgomp (numba imported before torch) made no step faster, and stopping torch's spin-waits
 (``OMP_WAIT_POLICY=PASSIVE``, ``GOMP_SPINCOUNT=0``) took 3 to 5 ms off the renderer but
 added 16 to 19 ms to the network. The drivers hold a lock because they share scratch.
 """
