@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -76,8 +77,6 @@ print(" ".join(numba.config.THREADING_LAYER_PRIORITY), numba.threading_layer())
 
 
 def _threading_layer(*modules: str, env: dict[str, str] | None = None) -> tuple[str, str]:
-    import os
-
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_THREADING_LAYER")}
     child_env.update(env or {})
     out = subprocess.run(
