@@ -1,8 +1,8 @@
 """A smooth UV texture image, optimised at several scales and sampled into texture cubes.
 
-The rasterizer reads per-face texture cubes (DESIGN.md section 3). Optimising those cubes
-directly gives every face its own colours: the result is a mosaic with a seam at every
-edge. Here the optimised object is one texture image over a UV layout of the whole mesh
+The rasterizer reads per-face texture cubes (docs/architecture.md, section 3). Optimising
+those cubes directly gives every face its own colours: the result is a mosaic with a seam
+at every edge. Here the optimised object is one texture image over a UV layout of the whole mesh
 (the mesh's own UVs, or an automatic unwrap by xatlas), and every step samples it at the
 UV position of each cube grid point, so neighbouring faces read neighbouring texels.
 
