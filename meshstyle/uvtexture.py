@@ -15,11 +15,14 @@ The sum is turned into colours by :mod:`meshstyle.colourspace`.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numba
@@ -42,6 +45,11 @@ _CHART_PADDING = 2
 def unwrap(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> np.ndarray:
     """An automatic UV layout of a mesh (xatlas), faces kept in their order.
 
+    A layout made once is kept for the rest of the process (the most recent, up to
+    ``_LAYOUT_CACHE_BYTES``), and so is a failure: a batch paints one mesh with several
+    paintings, and a large mesh's unwrap takes minutes (about 10 s at 80 000 faces). xatlas
+    gives the same layout for the same input, so a kept one is what a new run would make.
+
     xatlas runs in a child process (:mod:`meshstyle.unwrap_worker`): it crashes on some
     exactly symmetric meshes (a known, open xatlas bug: github.com/jpcy/xatlas issue 146,
     "icosphere causes crash"), and a crash there fails this call instead of the process. After
@@ -63,6 +71,53 @@ def unwrap(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> np.ndarr
     """
     vertices = np.ascontiguousarray(vertices, dtype=np.float32)
     faces = np.ascontiguousarray(faces, dtype=np.uint32)
+    key = _layout_key(vertices, faces, resolution)
+    with _LAYOUT_LOCK:
+        layout = _LAYOUTS.get(key)
+        if layout is not None:
+            _LAYOUTS.move_to_end(key)
+    if layout is None:
+        try:
+            layout = _unwrap_with_retry(vertices, faces, resolution)
+        except ValueError as error:
+            layout = str(error)
+        _remember_layout(key, layout)
+    if isinstance(layout, str):
+        raise ValueError(layout)
+    return layout.copy()
+
+
+# Layouts kept by unwrap, most recently used last: UVs, or the message of a failed unwrap.
+_LAYOUTS: OrderedDict[bytes, np.ndarray | str] = OrderedDict()
+_LAYOUT_CACHE_BYTES = 256 * 1024 * 1024  # 24 bytes a face: 11 million faces
+_LAYOUT_LOCK = threading.Lock()
+
+
+def _layout_key(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> bytes:
+    digest = hashlib.blake2b(digest_size=20)
+    for array in (vertices, faces):
+        digest.update(repr(array.shape).encode())
+        digest.update(array.tobytes())
+    digest.update(b"%d" % resolution)
+    return digest.digest()
+
+
+def _remember_layout(key: bytes, layout: np.ndarray | str) -> None:
+    with _LAYOUT_LOCK:
+        _LAYOUTS[key] = layout
+        _LAYOUTS.move_to_end(key)
+        while len(_LAYOUTS) > 1 and sum(_layout_bytes(v) for v in _LAYOUTS.values()) > (
+            _LAYOUT_CACHE_BYTES
+        ):
+            _LAYOUTS.popitem(last=False)
+
+
+def _layout_bytes(layout: np.ndarray | str) -> int:
+    return layout.nbytes if isinstance(layout, np.ndarray) else len(layout)
+
+
+def _unwrap_with_retry(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> np.ndarray:
+    """xatlas in a child process, once more on moved vertices after a crash (see unwrap)."""
     try:
         return _unwrap_in_child(vertices, faces, resolution)
     except _WorkerCrashed:

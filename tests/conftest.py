@@ -25,6 +25,17 @@ from tests.testdata import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _no_kept_uv_layouts():
+    """Each test unwraps for itself: no layout kept from an earlier test (``unwrap`` keeps
+    them for the process), so stand-in workers are really called."""
+    import sys
+
+    uvtexture = sys.modules.get("meshstyle.uvtexture")
+    if uvtexture is not None:
+        uvtexture._LAYOUTS.clear()
+
+
 @pytest.fixture(scope="session")
 def generated_data(tmp_path_factory) -> Path:
     """A folder with ``meshes/{teapot,knot,sphere}.obj`` and ``styles/{swirls.jpg,circles.png}``.

@@ -244,3 +244,42 @@ def test_the_big_icosphere_that_crashes_xatlas_unwraps():
     uv = unwrap(np.asarray(mesh.vertices, dtype=np.float32), faces, 256)
     assert uv.shape == (len(faces), 3, 2)
     assert np.isfinite(uv).all() and uv.min() >= 0.0 and uv.max() <= 1.0
+
+
+def test_a_layout_is_made_once_a_process_and_a_failure_remembered(sphere, tmp_path, monkeypatch):
+    import meshstyle.uvtexture as uvtexture
+
+    vertices, faces = sphere
+    script, log = _stand_in_worker(tmp_path, "False")
+    monkeypatch.setattr(uvtexture, "_WORKER", script)
+    first = unwrap(vertices, faces, 64)
+    first[:] = -1.0  # the caller's copy: the kept layout is not touched
+    again = unwrap(vertices.copy(), faces.copy(), 64)
+    assert len(log.read_text().splitlines()) == 1
+    assert again.min() >= 0.0 and again.max() <= 1.0
+    unwrap(vertices, faces, 128)  # another resolution is another layout
+    unwrap(vertices * 2.0, faces, 64)  # and so is another shape
+    assert len(log.read_text().splitlines()) == 3
+
+    # A mesh whose unwrap crashes twice fails at once the next time, with the same words.
+    (tmp_path / "crash").mkdir()
+    crashing, crash_log = _stand_in_worker(tmp_path / "crash", "True")
+    monkeypatch.setattr(uvtexture, "_WORKER", crashing)
+    shifted = vertices + 1.0
+    messages = []
+    for _ in range(2):
+        with pytest.raises(ValueError, match="crashed on this mesh") as error:
+            unwrap(shifted, faces, 64)
+        messages.append(str(error.value))
+    assert len(crash_log.read_text().splitlines()) == 2 and messages[0] == messages[1]
+
+
+def test_kept_layouts_stay_within_their_memory_limit(sphere, monkeypatch):
+    import meshstyle.uvtexture as uvtexture
+
+    vertices, faces = sphere
+    size = len(faces) * 3 * 2 * 4
+    monkeypatch.setattr(uvtexture, "_LAYOUT_CACHE_BYTES", 2 * size)
+    for shift in range(4):
+        unwrap(vertices + shift, faces, 32)
+    assert len(uvtexture._LAYOUTS) == 2
