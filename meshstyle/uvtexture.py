@@ -2,9 +2,10 @@
 
 The rasterizer reads per-face texture cubes (docs/architecture.md, section 3). Optimising
 those cubes directly gives every face its own colours: the result is a mosaic with a seam
-at every edge. Here the optimised object is one texture image over a UV layout of the whole mesh
-(the mesh's own UVs, or an automatic unwrap by xatlas), and every step samples it at the
-UV position of each cube grid point, so neighbouring faces read neighbouring texels.
+at every edge. Here the optimised object is one texture image over a UV layout of the
+whole mesh (the mesh's own UVs, or an automatic unwrap by xatlas), and every step samples
+it at the UV position of each cube grid point, so neighbouring faces read neighbouring
+texels.
 
 The image is a Laplacian pyramid: parameters at resolutions R, R/2, R/4, ..., each
 upsampled to R and summed. Adam moves every element by about the learning rate, so a
